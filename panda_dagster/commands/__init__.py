@@ -1,0 +1,1 @@
+"""Subcommands of the `panda` CLI (each module exposes `register(subparsers)`)."""

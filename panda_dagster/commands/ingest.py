@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import argparse
+import sys
+
+from panda_dagster.commands.common import dagster_instance, fail, panda_resource
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ingest",
+        help="split a folder of videos or a manifest into shards and register them with Dagster",
+        description="SOURCE is a folder (searched recursively; NAME.srt/NAME.vtt subtitles and NAME.json "
+        "metadata beside a video are picked up) or a .csv/.jsonl/.parquet manifest with a `path` column "
+        "and optional video_id, title, description, subtitles (path or inline text), url, references. "
+        "Videos already ingested are skipped. Prints the new shard keys, one per line.",
+    )
+    p.add_argument("source")
+    p.add_argument("--shard-size", type=int, default=100, help="videos per shard (default 100)")
+    p.add_argument("--prefix", default="shard", help="shard key prefix (default 'shard': shard-00001, ...)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from panda_dagster.common.partitions import video_shards
+    from panda_dagster.lib.ingest import IngestError, ingest_source
+
+    resource = panda_resource()
+    try:
+        instance = dagster_instance()
+        plan = ingest_source(args.source, resource.catalog(), resource.storage(), args.shard_size, args.prefix)
+    except (IngestError, RuntimeError) as exc:
+        return fail(str(exc))
+    if plan.keys:
+        instance.add_dynamic_partitions(video_shards.name, plan.keys)
+    flagged = sum(1 for entries in plan.shards.values() for e in entries if e.ingest_error)
+    n_new = sum(len(v) for v in plan.shards.values())
+    note = f"; {flagged} flagged rows will be quarantined by raw_videos" if flagged else ""
+    print(
+        f"ingested {n_new} new entries into {len(plan.keys)} shards "
+        f"({plan.skipped_existing} already ingested){note}",
+        file=sys.stderr,
+    )
+    for key in plan.keys:
+        print(key)
+    return 0

@@ -1,0 +1,1 @@
+"""Dagster pieces shared by every stage: partitions and resources."""

@@ -1,0 +1,20 @@
+"""The Dagster code location: every stage contributes its own `defs`; resources are shared."""
+
+from dagster import Definitions
+
+from panda_dagster.clips import definitions as clips
+from panda_dagster.common.jobs import shard_pipeline_job
+from panda_dagster.common.resources import panda_resource_from_env
+from panda_dagster.evaluation import definitions as evaluation
+from panda_dagster.ingest import definitions as ingest
+from panda_dagster.selection import definitions as selection
+from panda_dagster.teachers import definitions as teachers
+
+defs = Definitions.merge(
+    ingest.defs,
+    clips.defs,
+    teachers.defs,
+    selection.defs,
+    evaluation.defs,
+    Definitions(jobs=[shard_pipeline_job], resources={"panda": panda_resource_from_env()}),
+)

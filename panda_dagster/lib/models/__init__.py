@@ -1,0 +1,1 @@
+"""Model wrappers and model profiles (tiny / default / large)."""
