@@ -6,6 +6,7 @@ Runs everything through the same entry points a user has: the `panda ingest` log
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,9 @@ def main() -> int:
     if missing:
         print(f"not built yet, skipped: {', '.join(missing)}")
     dagster = str(Path(sys.executable).with_name("dagster"))
-    base = [dagster, "asset", "materialize", "-m", "panda_dagster.definitions"]
+    # INFO keeps the run log readable (the default console logger prints every DEBUG engine event).
+    quiet = json.dumps({"loggers": {"console": {"config": {"log_level": "INFO"}}}})
+    base = [dagster, "asset", "materialize", "-m", "panda_dagster.definitions", "--config-json", quiet]
     for shard in shards:
         _banner(f"materialize {', '.join(partitioned)} for shard {shard}")
         subprocess.run([*base, "--select", ",".join(partitioned), "--partition", shard], check=True)

@@ -83,3 +83,19 @@ def test_inbox_sensor_ingests_dropped_manifests(panda_home, folder):
     instance.add_dynamic_partitions("video_shards", keys)  # what the daemon does with the request
     again = inbox_sensor(build_sensor_context(instance=instance, resources={"panda": panda}))
     assert again.run_requests == [] and again.dynamic_partitions_requests == []
+
+
+def test_definitions_validate_and_graph_shape(panda_home):
+    proc = _run([str(BIN / "dagster"), "definitions", "validate", "-m", "panda_dagster.definitions"])
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    from dagster import AssetKey
+
+    from panda_dagster.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    chain = ["raw_videos", "clips", "teacher_captions", "selected_captions", "eval_metrics"]
+    for upstream, downstream in zip(chain, chain[1:]):
+        assert AssetKey(upstream) in graph.get(AssetKey(downstream)).parent_keys, (upstream, downstream)
+    for name in chain:
+        partitions = graph.get(AssetKey(name)).partitions_def
+        assert partitions is not None and partitions.name == "video_shards", name
