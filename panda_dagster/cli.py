@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ["ingest"]
+COMMAND_MODULES = ["ingest", "label"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,7 +98,7 @@ def main() -> int:
     ).iloc[0]
     print(f"catalog: {catalog.path}  ({', '.join(f'{k}={v}' for k, v in counts.items())})")
     print(f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog.path}', read_only=True).sql('SELECT * FROM videos'))\"")
-    report = home / "report" / "index.html"
+    report = home / "reports" / "dataset_report.html"
     print(f"report: {report if report.exists() else 'not built yet (dataset_report stage)'}")
     print(f"artifacts: {panda.storage().uri('shards')}")
     print("web UI: `make ui`, then open http://127.0.0.1:3000 (same instance and catalog)")

@@ -1,11 +1,10 @@
+"""Stage: selection (pick each clip's best teacher caption; fine-tune the scorer on human choices)."""
 from dagster import Definitions
 
-from panda_dagster.common.stub import not_implemented_asset
+from panda_dagster.selection.assets import selected_captions, selection_model
+from panda_dagster.selection.resources import CaptionScorerResource
 
 defs = Definitions(
-    assets=[
-        not_implemented_asset(
-            "selected_captions", "teacher_captions", "captions", "Selected captions (not implemented yet)"
-        )
-    ]
+    assets=[selected_captions, selection_model],
+    resources={"caption_scorer": CaptionScorerResource()},
 )

@@ -1,0 +1,72 @@
+"""The caption scorer as a Dagster resource: the open_clip base model, or the newest fine-tuned
+selection model, loaded once per process and shared by every shard the process materializes."""
+
+from __future__ import annotations
+
+import threading
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+
+_FINETUNED: dict[tuple[str, str], object] = {}  # (version, device) -> CaptionScorer; newest only
+_FINETUNED_LOCK = threading.Lock()
+
+
+class CaptionScorerResource(ConfigurableResource):
+    """open_clip model that scores candidate captions against a clip's key frames."""
+
+    profile: str = Field(default="", description="Models profile: tiny, default or large; empty = PANDA_MODELS")
+    device: str = Field(default="auto", description="auto (CUDA + bf16 autocast when present, else CPU), cpu, cuda:N")
+    _profile: str = PrivateAttr(default="")
+    _device: str = PrivateAttr(default="cpu")
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        from panda_dagster.lib.models.openclip import resolve_device
+        from panda_dagster.lib.models.profiles import resolve_models_profile
+
+        self._device = resolve_device(self.device)
+        resolved = resolve_models_profile(self.profile or None)
+        self._profile = resolved.name
+        if context.log:
+            context.log.debug(f"caption scorer: profile {resolved.name} ({resolved.reason}), device {self._device}")
+
+    @property
+    def profile_name(self) -> str:
+        return self._profile
+
+    @property
+    def resolved_device(self) -> str:
+        return self._device
+
+    @property
+    def models_label(self) -> str:
+        from panda_dagster.lib.models.profiles import TINY_LABEL
+
+        return TINY_LABEL if self._profile == "tiny" else self._profile
+
+    @property
+    def base_model_name(self) -> str:
+        from panda_dagster.lib.models.openclip import PROFILE_SPECS
+
+        spec = PROFILE_SPECS[self._profile]
+        return f"open_clip {spec.model_name} {spec.pretrained}"
+
+    def base_model(self):
+        from panda_dagster.lib.models.openclip import load_open_clip
+
+        return load_open_clip(self._profile, self._device)
+
+    def scorer(self, storage, use_selection_model: bool = True):
+        """(scorer, info): the newest selection model built on this profile, else the base model (info None)."""
+        from panda_dagster.lib.selection.finetune import latest_selection_model, load_selection_scorer
+        from panda_dagster.lib.selection.scorer import CaptionScorer
+
+        info = latest_selection_model(storage, self._profile) if use_selection_model else None
+        if info is None:
+            return CaptionScorer(self.base_model()), None
+        key = (info.version, self._device)
+        with _FINETUNED_LOCK:
+            if key not in _FINETUNED:
+                _FINETUNED.clear()  # one fine-tuned model in memory at a time
+                _FINETUNED[key] = load_selection_scorer(storage, info, self._device)
+            return _FINETUNED[key], info
