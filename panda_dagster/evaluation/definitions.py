@@ -1,7 +1,6 @@
+"""Stage: evaluation (per-shard metrics, the downstream retrieval benchmark, the dataset report)."""
 from dagster import Definitions
 
-from panda_dagster.common.stub import not_implemented_asset
+from panda_dagster.evaluation.assets import dataset_report, eval_metrics, retrieval_benchmark
 
-defs = Definitions(
-    assets=[not_implemented_asset("eval_metrics", "selected_captions", "evaluation", "Evaluation (not implemented yet)")]
-)
+defs = Definitions(assets=[eval_metrics, retrieval_benchmark, dataset_report])
