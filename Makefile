@@ -14,7 +14,7 @@ export PANDA_DAGSTER_LOGS ?= $(PANDA_HOME)/dagster/logs
 export PANDA_MODELS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test ui lock clean-home bench
+.PHONY: setup system-deps demo test ui lock clean-home bench
 
 setup: $(STAMP)
 
@@ -38,11 +38,26 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/python -m panda_dagster.demo
 
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Debian packages some tests drive for real: headless Chromium (web UI test) and a PostgreSQL server
+# (production instance test). Installs only what is missing, only as root with apt-get; otherwise
+# says so, and those tests skip with the reason.
+SYSTEM_DEPS := chromium postgresql
+system-deps:
+	@missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then \
+	  echo "system-deps: not installing$$missing (needs root and apt-get); the tests that use them will be skipped"; exit 0; fi; \
+	echo "system-deps: apt-get install$$missing"; \
+	( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null ) \
+	  || echo "system-deps: installing$$missing failed; the tests that use them will be skipped"
+
+# Web UI + daemon (schedules, sensors, backfills, run queue) on 127.0.0.1:$PORT (default 3000), with this
+# folder's dagster.yaml as the instance and workspace.yaml's code location `panda_dagster`.
 ui: setup
-	$(BIN)/dagster dev -m panda_dagster.definitions -h 127.0.0.1 -p $${PORT:-3000}
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 bench: setup
 	$(BIN)/python benchmarks/split_bench.py

@@ -1,9 +1,10 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, RetryPolicy, asset
+from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from panda_dagster.common.jobs import RANGE_IN_ONE_RUN, TRANSIENT_RETRY
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
@@ -20,12 +21,53 @@ class RawVideosConfig(Config):
     partitions_def=video_shards,
     group_name="ingest",
     kinds={"video", "duckdb"},
-    retry_policy=RetryPolicy(max_retries=2, delay=5),
+    retry_policy=TRANSIENT_RETRY,
+    # One run probes a whole range of shards (backfills, `--partition-range A...B`), shard by shard.
+    backfill_policy=RANGE_IN_ONE_RUN,
     description="Every video of the shard probed with a real decoder (first, middle and last frames "
     "decoded), subtitles parsed; catalog tables `videos` and `subtitles`, failures in `quarantine`.",
 )
 def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: PandaResource) -> MaterializeResult:
-    shard = context.partition_key
+    shards = context.partition_keys
+    started = time.perf_counter()
+    summaries, failed, permanent = [], {}, []
+    for shard in shards:
+        # Each shard is written on its own: a shard that fails (e.g. its manifest is unreadable) does
+        # not stop the others; the run fails at the end so the failed ones are retried.
+        try:
+            summaries.append(_probe_shard(context, config, panda, shard))
+        except Exception as exc:  # noqa: BLE001  reported below, re-raised as one Failure
+            context.log.exception(f"shard {shard} failed: {exc}")
+            failed[shard] = f"{type(exc).__name__}: {exc}"
+            # A missing or malformed manifest stays missing: retrying cannot help.
+            permanent.append(isinstance(exc, (FileNotFoundError, ValueError)))
+    if failed:
+        raise Failure(
+            f"raw_videos failed for {len(failed)} of {len(shards)} shards: {', '.join(failed)} "
+            f"(the other {len(shards) - len(failed)} were written)",
+            metadata={"failed_shards": MetadataValue.json(failed), "done_shards": [s["shard"] for s in summaries]},
+            allow_retries=not all(permanent),
+        )
+    if len(summaries) == 1:
+        return MaterializeResult(metadata=summaries[0]["metadata"])
+    elapsed = time.perf_counter() - started
+    totals = {k: sum(s["metadata"][k] for s in summaries)
+              for k in ("n_entries", "n_videos", "n_quarantined", "n_kept_partial", "n_subtitle_cues")}
+    return MaterializeResult(
+        metadata={
+            "n_shards": len(summaries),
+            **totals,
+            "total_hours": round(sum(s["metadata"]["total_hours"] for s in summaries), 4),
+            "seconds": round(elapsed, 2),
+            "videos_per_s": round(totals["n_entries"] / elapsed, 2) if elapsed else 0.0,
+            "shards": MetadataValue.md(markdown_table(
+                [{"shard": s["shard"], **{k: s["metadata"][k] for k in ("n_entries", "n_videos", "n_quarantined")}}
+                 for s in summaries], limit=100)),
+        }
+    )
+
+
+def _probe_shard(context: AssetExecutionContext, config: RawVideosConfig, panda: PandaResource, shard: str) -> dict:
     started = time.perf_counter()
     storage, catalog = panda.storage(), panda.catalog()
     entries = load_manifest(storage, shard)
@@ -65,8 +107,9 @@ def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: P
          "duration_s": v.duration_s, "audio": v.has_audio, "cues": v.n_subtitle_cues, "title": v.title or ""}
         for v in videos
     ]
-    return MaterializeResult(
-        metadata={
+    return {
+        "shard": shard,
+        "metadata": {
             "n_entries": len(entries),
             "n_videos": len(videos),
             "n_quarantined": sum(1 for q in quarantine if q.action == "dropped"),
@@ -81,5 +124,5 @@ def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: P
             "quarantine": MetadataValue.md(
                 markdown_table([{"uri": q.uri, "action": q.action, "reason": q.reason} for q in quarantine])
             ),
-        }
-    )
+        },
+    }
