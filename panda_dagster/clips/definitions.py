@@ -1,7 +1,7 @@
+"""Stage: clips (shot detection, semantic stitching, narration clips)."""
 from dagster import Definitions
 
-from panda_dagster.common.stub import not_implemented_asset
+from panda_dagster.clips.assets import clips
+from panda_dagster.clips.resources import ClipEmbedderResource
 
-defs = Definitions(
-    assets=[not_implemented_asset("clips", "raw_videos", "clips", "Semantics-aware clips (not implemented yet)")]
-)
+defs = Definitions(assets=[clips], resources={"clip_embedder": ClipEmbedderResource()})

@@ -44,8 +44,8 @@ class PandaResource(ConfigurableResource):
 
 def panda_resource_from_env() -> PandaResource:
     """Default wiring: PANDA_S3_BUCKET / PANDA_S3_PREFIX / AWS_ENDPOINT_URL switch artifacts to S3."""
+    # `home` stays empty so PANDA_HOME is read when the resource is used, not when the code loads.
     return PandaResource(
-        home=os.environ.get("PANDA_HOME", ""),
         s3_bucket=os.environ.get("PANDA_S3_BUCKET", ""),
         s3_prefix=os.environ.get("PANDA_S3_PREFIX", "panda"),
         s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL", ""),

@@ -9,6 +9,8 @@ Modules (no Dagster imports; heavy libraries are imported inside functions):
   quality     split-quality figure (max running embedding distance inside a clip)
   keyframes   key frames per clip (chosen from the decode pass' samples), JPEG encoding
   cutting     clip files with ffmpeg (stream copy at keyframes or exact re-encode)
-  split       the per-video pipeline (`split_video`) and its config/result records
+  split       the per-video pipeline (`split_video`, `split_videos`) and its config/result records
+  shard       every video of a shard -> clip rows, key frames in storage, quarantine rows
+  metrics     cut accuracy (F1 within a tolerance; gradual transitions)
   records     the catalog table `clips`
 """

@@ -1,0 +1,343 @@
+"""One decode pass per video: small analysis frames for the shot detectors, sparse samples for stitching.
+
+Why this shape: decoding dominates the cost of shot detection. The stock PySceneDetect CLI converts every
+full-resolution frame to BGR and only then downscales it. Here the YUV planes are downscaled straight to
+the detector's working size (about 256 px wide, the size PySceneDetect itself analyses) and only then
+converted to colour; deblocking is skipped on frames that no other frame references (`noref`: saves
+cycles without drift; skipping it on reference frames too lets blocking accumulate over a GOP and caused
+false cuts on 4:4:4 and Baseline H.264 samples); FFmpeg decodes with frame threads. Frames that
+stitching, key frames and the split-quality figure need are kept as RGB samples at `sample_fps` in the
+same pass, so nothing is decoded twice.
+
+Timestamps come from each frame's pts (VFR-safe), relative to the container start as players and
+`ffmpeg -ss` count them; a frame without a pts, or one that does not advance, gets the previous time plus
+one nominal frame duration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# PySceneDetect analyses frames downscaled to (at least) this width; the same size keeps scores comparable.
+ANALYSIS_WIDTH = 256
+MAX_DECODE_ERRORS = 50  # corrupt packets tolerated before the rest of the file is given up on
+
+FrameConsumer = Callable[[int, float, np.ndarray], None]  # (frame index, time_s, BGR analysis frame)
+
+
+class VideoDecodeError(Exception):
+    """The file cannot be opened or has no decodable video stream."""
+
+
+@dataclass
+class FrameSample:
+    index: int  # frame index in decode order (= presentation order)
+    time_s: float
+    rgb: np.ndarray  # HxWx3 uint8, short side about `sample_short_side`
+
+
+@dataclass
+class DecodedVideo:
+    path: str
+    codec: str
+    width: int
+    height: int
+    fps: float  # nominal (average) frame rate; timestamps never depend on it
+    times_s: np.ndarray  # (n_frames,) float64 presentation time of every decoded frame
+    keyframes: np.ndarray  # (n_frames,) bool: the frame is a keyframe (clean stream-copy start)
+    end_s: float  # end of the last decoded frame (its pts + duration)
+    header_duration_s: float | None  # what the container claims
+    samples: list[FrameSample] = field(default_factory=list)
+    decode_errors: list[str] = field(default_factory=list)
+    truncated_reason: str | None = None  # why decoding ended before the end of the stream, if it did
+    stopped_at_max_s: bool = False  # decoding stopped on purpose at `max_seconds`
+    analysis_size: tuple[int, int] = (0, 0)
+    decode_wall_s: float = 0.0
+    pts_repairs: int = 0  # frames whose pts was missing or went backwards
+
+    @property
+    def n_frames(self) -> int:
+        return int(len(self.times_s))
+
+    @property
+    def is_partial(self) -> bool:
+        """Decoding failed part-way: only [0, end_s) of the video is usable."""
+        if self.stopped_at_max_s:
+            return False
+        if self.truncated_reason is not None:
+            return True
+        if self.header_duration_s and self.n_frames:
+            # A file whose frames stop well before the duration the container announces is truncated.
+            missing = self.header_duration_s - self.end_s
+            return missing > max(1.0, 0.1 * self.header_duration_s)
+        return False
+
+    def partial_reason(self) -> str | None:
+        if not self.is_partial:
+            return None
+        if self.truncated_reason:
+            return self.truncated_reason
+        return (f"frames stop at {self.end_s:.2f} s but the container says {self.header_duration_s:.2f} s "
+                "(truncated file?)")
+
+
+def analysis_size(width: int, height: int, effective_width: int = ANALYSIS_WIDTH) -> tuple[int, int]:
+    """PySceneDetect's auto-downscale size, rounded to even numbers (the planes are 4:2:0)."""
+    factor = width / effective_width if width >= effective_width else 1.0
+    w = max(2, int(round(width / factor)))
+    h = max(2, int(round(height / factor)))
+    return w - w % 2, h - h % 2
+
+
+def sample_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Size with the short side at `short_side` (never upscaled), even dimensions."""
+    scale = min(1.0, short_side / max(1, min(width, height)))
+    w = max(2, int(round(width * scale)))
+    h = max(2, int(round(height * scale)))
+    return w - w % 2, h - h % 2
+
+
+def _plane_view(plane, rows: int, cols: int) -> np.ndarray:
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:rows, :cols]
+
+
+def _resize_into(src: np.ndarray, dst: np.ndarray, antialias: bool) -> None:
+    """Resize a plane into `dst`. antialias: halve with area averaging (OpenCV's fast power-of-two path)
+    while still twice the target size, then bilinear; plain bilinear otherwise (PySceneDetect's choice)."""
+    import cv2
+
+    dh, dw = dst.shape
+    if antialias:
+        while src.shape[1] >= 2 * dw and src.shape[0] >= 2 * dh:
+            src = cv2.resize(src, (src.shape[1] // 2, src.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    cv2.resize(src, (dw, dh), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
+def _small_i420(frame, size: tuple[int, int], antialias: bool) -> np.ndarray:
+    """The frame's YUV 4:2:0 planes resized into one small I420 buffer (h * 3 / 2 rows of width w)."""
+    w, h = size
+    fw, fh = frame.width, frame.height
+    cw, ch = (fw + 1) // 2, (fh + 1) // 2
+    planes = frame.planes
+    i420 = np.empty((h * 3 // 2, w), np.uint8)
+    chroma = i420[h:].reshape(2, h // 2, w // 2)  # U then V, each (h/2, w/2), contiguous
+    if (fw, fh) == (w, h):
+        i420[:h] = _plane_view(planes[0], fh, fw)
+        chroma[0] = _plane_view(planes[1], ch, cw)
+        chroma[1] = _plane_view(planes[2], ch, cw)
+    else:
+        _resize_into(_plane_view(planes[0], fh, fw), i420[:h], antialias)
+        _resize_into(_plane_view(planes[1], ch, cw), chroma[0], antialias)
+        _resize_into(_plane_view(planes[2], ch, cw), chroma[1], antialias)
+    return i420
+
+
+def _sample_rgb(frame, size: tuple[int, int]) -> np.ndarray:
+    """RGB sample for embeddings and key frames: planes halved by area averaging then bilinear (little
+    aliasing), converted small; several times cheaper than swscale's scale-and-convert of the full frame."""
+    import cv2
+
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
+    return cv2.cvtColor(_small_i420(frame, size, antialias=True), cv2.COLOR_YUV2RGB_I420)
+
+
+def _analysis_bgr(frame, size: tuple[int, int]) -> np.ndarray:
+    """Small BGR frame: downscale the YUV 4:2:0 planes bilinearly (as PySceneDetect downscales its BGR
+    frames), straight into one I420 buffer, then convert only the small image to colour."""
+    import cv2
+
+    w, h = size
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        # Other layouts (4:4:4, 4:2:2, 10-bit, RGB...): let swscale produce small 4:2:0 directly.
+        frame = frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+    return cv2.cvtColor(_small_i420(frame, size, antialias=False), cv2.COLOR_YUV2BGR_I420)
+
+
+def auto_decoder_threads() -> int:
+    """Decoder threads for `threads=0`: FFmpeg's own choice (0 = one per core, plus one) while cores are
+    free, a single thread when the machine is already saturated (load average >= cores - 0.5): frame
+    threading then only adds its ~15 % synchronisation overhead without finding an idle core."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return 0
+    return 1 if cores == 1 or load >= cores - 0.5 else 0
+
+
+def probe_fps(stream) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and float(rate) > 0:
+            return float(rate)
+    return 0.0
+
+
+def decode_video(
+    path: str | Path,
+    consumers: Sequence[FrameConsumer] = (),
+    *,
+    sample_fps: float = 2.0,
+    sample_short_side: int = 224,
+    max_samples: int = 2400,
+    max_seconds: float | None = None,
+    threads: int = 0,
+    skip_loop_filter: str | None = "noref",
+    effective_width: int = ANALYSIS_WIDTH,
+) -> DecodedVideo:
+    """Decode the first video stream once, calling every consumer with each small BGR frame.
+
+    `sample_fps` RGB frames per second are kept (at most `max_samples`, spread over the header duration);
+    `threads=0` decides from the machine's load (`auto_decoder_threads`), N > 0 uses N decoder threads
+    (1 = no frame threading, e.g. inside a process pool).
+    Corrupt packets are skipped and recorded; after MAX_DECODE_ERRORS the rest of the file is abandoned
+    and `truncated_reason` says so. Raises VideoDecodeError only when nothing can be decoded at all.
+    """
+    import av
+
+    path = str(path)
+    started = time.perf_counter()
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoDecodeError(f"cannot open {path}: {exc}") from exc
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.thread_count = int(threads) if threads > 0 else auto_decoder_threads()
+        if skip_loop_filter and skip_loop_filter != "none":
+            stream.codec_context.options = {"skip_loop_filter": skip_loop_filter}
+        fps = probe_fps(stream)
+        nominal_step = 1.0 / fps if fps > 0 else 1.0 / 25.0
+        width = int(stream.codec_context.width or 0)
+        height = int(stream.codec_context.height or 0)
+        header_duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            header_duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            header_duration = container.duration / 1_000_000
+        if container.start_time is not None:
+            origin = container.start_time / 1_000_000
+        elif stream.start_time is not None and stream.time_base is not None:
+            origin = float(stream.start_time * stream.time_base)
+        else:
+            origin = None
+
+        # Sparse samples: spread `max_samples` over the expected length when sample_fps would exceed it.
+        expected = min(header_duration or 0.0, max_seconds or math.inf)
+        sample_step = 1.0 / sample_fps if sample_fps > 0 else math.inf
+        if expected and expected * sample_fps > max_samples:
+            sample_step = expected / max_samples
+        next_sample_t = -math.inf
+
+        times: list[float] = []
+        keys: list[bool] = []
+        samples: list[FrameSample] = []
+        errors: list[str] = []
+        truncated: str | None = None
+        stopped_at_max = False
+        repairs = 0
+        size: tuple[int, int] | None = None
+        s_size: tuple[int, int] | None = None
+        last_duration = nominal_step
+        time_base = float(stream.time_base) if stream.time_base is not None else None
+
+        def handle(frame) -> bool:
+            nonlocal size, s_size, next_sample_t, sample_step, repairs, origin, last_duration, width, height
+            if size is None:
+                width, height = frame.width, frame.height
+                size = analysis_size(width, height, effective_width)
+                s_size = sample_size(width, height, sample_short_side)
+            if frame.pts is not None and time_base is not None:
+                t_abs = frame.pts * time_base
+                if origin is None:
+                    origin = t_abs
+                t = t_abs - origin
+            else:
+                t = None
+            if times and (t is None or t <= times[-1]):
+                t = times[-1] + nominal_step
+                repairs += 1
+            elif t is None:
+                t = 0.0
+                repairs += 1
+            if max_seconds is not None and t >= max_seconds:
+                return False
+            if frame.duration and time_base is not None:
+                last_duration = frame.duration * time_base
+            index = len(times)
+            times.append(t)
+            keys.append(bool(frame.key_frame))
+            if consumers:
+                small = _analysis_bgr(frame, size)
+                for consume in consumers:
+                    consume(index, t, small)
+            if t >= next_sample_t and sample_step < math.inf:
+                samples.append(FrameSample(index, t, _sample_rgb(frame, s_size)))
+                if len(samples) > max_samples:  # longer than the header said: keep every other one
+                    samples[:] = samples[::2]
+                    sample_step *= 2
+                next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + sample_step
+                if next_sample_t <= t:  # catch up after a gap (VFR, dropped frames)
+                    next_sample_t = t + sample_step
+            return True
+
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:  # the demuxer itself failed: nothing further is readable
+                truncated = f"demuxing failed after {len(times)} frames: {exc}"
+                break
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                errors.append(f"packet at pts {packet.pts}: {exc}")
+                if len(errors) >= MAX_DECODE_ERRORS:
+                    truncated = f"gave up after {len(errors)} corrupt packets (last: {exc})"
+                    break
+                continue
+            keep_going = True
+            for frame in frames:
+                if not handle(frame):
+                    keep_going = False
+                    stopped_at_max = True
+                    break
+            if not keep_going:
+                break
+    finally:
+        container.close()
+
+    times_arr = np.asarray(times, dtype=np.float64)
+    end_s = float(times_arr[-1] + last_duration) if len(times_arr) else 0.0
+    if fps <= 0 and len(times_arr) > 1:
+        fps = (len(times_arr) - 1) / max(1e-9, times_arr[-1] - times_arr[0])
+    return DecodedVideo(
+        path=path,
+        codec=stream.codec_context.name,
+        width=width,
+        height=height,
+        fps=float(fps),
+        times_s=times_arr,
+        keyframes=np.asarray(keys, dtype=bool),
+        end_s=end_s,
+        header_duration_s=header_duration,
+        samples=samples,
+        decode_errors=errors,
+        truncated_reason=truncated,
+        stopped_at_max_s=stopped_at_max,
+        analysis_size=size or (0, 0),
+        decode_wall_s=time.perf_counter() - started,
+        pts_repairs=repairs,
+    )

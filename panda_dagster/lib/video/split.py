@@ -1,0 +1,362 @@
+"""The per-video splitting pipeline: decode once -> detect shots -> split long shots -> stitch (or narration
+clips) -> split quality and key frames. Library code: no Dagster, no catalog writes (see records.py and
+the `clips` asset for those)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from panda_dagster.lib.video.decode import DecodedVideo, VideoDecodeError, decode_video
+from panda_dagster.lib.video.detectors import (
+    PANDA_CONTENT_THRESHOLD,
+    PANDA_MIN_SCENE_LEN,
+    Detection,
+    DetectorConfig,
+    DetectorRun,
+)
+from panda_dagster.lib.video.keyframes import pick_keyframes
+from panda_dagster.lib.video.narration import CueLike, NarrationConfig, narration_clips
+from panda_dagster.lib.video.quality import max_running_distance
+from panda_dagster.lib.video.shots import Shot, shots_from_cuts, split_long_shots
+from panda_dagster.lib.video.stitching import Dropped, StitchConfig, stitch_shots
+
+EmbedImages = Callable[[list[np.ndarray]], np.ndarray]  # RGB uint8 frames -> (N, D) unit-norm float32
+
+# Where in a shot its two stitching frames sit (fractions of the shot's frames).
+SHOT_START_FRAC = 0.05
+SHOT_END_FRAC = 0.95
+SPLIT_MODES = ("visual", "narration", "both", "auto")
+
+
+@dataclass
+class SplitConfig:
+    # Shot detection.
+    detector: str = "content"  # content | adaptive | transnetv2
+    threshold: float = PANDA_CONTENT_THRESHOLD  # content: HSV delta threshold
+    min_scene_len: int = PANDA_MIN_SCENE_LEN  # frames (content, adaptive)
+    adaptive_threshold: float = 3.0
+    transnet_threshold: float = 0.5
+    # Long shots without a cut are cut into pieces so that stitching can re-join what belongs together.
+    long_shot_s: float = 7.0
+    max_shot_s: float = 5.0
+    # Stitching (Panda-70M values; L2 between unit-norm embeddings). stitch=False keeps shots as clips.
+    stitch: bool = True
+    transition_dist: float = 1.0
+    stitch_dist: float = 0.6
+    still_dist: float = 0.15
+    redundant_dist: float = 0.3
+    min_clip_s: float = 2.5
+    max_clip_s: float = 60.0
+    trim_frac: float = 0.1
+    max_video_s: float | None = None  # only split the first N seconds
+    # Which clips: 'visual' (shots/stitching), 'narration' (subtitle cues, HowTo100M), 'both', or 'auto'
+    # (narration for videos that have cues, visual for the others).
+    mode: str = "visual"
+    narration_min_time_s: float = 4.0
+    narration_min_words: int = 12
+    narration_max_gap_s: float = 3.0
+    # Decoding and sampling.
+    sample_fps: float = 2.0  # RGB samples kept per second (stitching, split quality, key frames)
+    sample_short_side: int = 224
+    max_samples: int = 2400
+    keyframes_per_clip: int = 3
+    # Deblocking skipped for frames no other frame references ('noref': no drift, fewer cycles); 'all'
+    # is faster still but lets blocking drift through a GOP (false cuts on 4:4:4 and Baseline files).
+    skip_loop_filter: str = "noref"  # none | noref | bidir | all
+    threads: int = 0  # decoder threads; 0 = all cores unless the machine is saturated (then 1)
+    device: str = "auto"  # TransNetV2
+
+    def __post_init__(self) -> None:
+        if self.mode not in SPLIT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SPLIT_MODES)}, got {self.mode!r}")
+        if self.skip_loop_filter not in ("none", "noref", "bidir", "all"):
+            raise ValueError(f"skip_loop_filter must be none, noref, bidir or all, got {self.skip_loop_filter!r}")
+        if self.long_shot_s < self.max_shot_s:
+            raise ValueError(f"long_shot_s ({self.long_shot_s}) must be >= max_shot_s ({self.max_shot_s})")
+        # Fail on bad values now, not once per video later.
+        self.detector_config()
+        self.stitch_config()
+
+    def detector_config(self) -> DetectorConfig:
+        return DetectorConfig(name=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len,
+                              adaptive_threshold=self.adaptive_threshold,
+                              transnet_threshold=self.transnet_threshold, device=self.device)
+
+    def stitch_config(self) -> StitchConfig:
+        return StitchConfig(transition_dist=self.transition_dist, stitch_dist=self.stitch_dist,
+                            still_dist=self.still_dist, redundant_dist=self.redundant_dist,
+                            min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frac=self.trim_frac)
+
+    def narration_config(self) -> NarrationConfig:
+        return NarrationConfig(self.narration_min_time_s, self.narration_min_words, self.narration_max_gap_s)
+
+
+TINY_STILL_NOTE = ("tiny random-weight embeddings put every frame of a shot within ~0.1 of each other, so the "
+                   "still filter is off (still_dist=0); stitching and transitions still use the configured distances")
+
+
+def for_tiny_embeddings(config: SplitConfig) -> SplitConfig:
+    """The config to use with the offline tiny open_clip: its distances are compressed (same shot ~0.06,
+    different scenes 0.5-0.9), so the still filter would drop every event and the demo would get no clips."""
+    return dataclasses.replace(config, still_dist=0.0)
+
+
+@dataclass
+class ClipSpan:
+    start_s: float
+    end_s: float
+    start_frame: int
+    end_frame: int  # exclusive
+    method: str  # 'stitched', 'shot' (no stitching) or 'narration'
+    n_shots_merged: int
+    narration: str | None = None
+    split_quality: float | None = None  # max running embedding distance (lower = more consistent)
+    keyframe_samples: list[int] = field(default_factory=list)  # positions in SplitResult.samples
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def as_dict(self) -> dict:
+        out = {"start_s": round(self.start_s, 6), "end_s": round(self.end_s, 6),
+               "start_frame": self.start_frame, "end_frame": self.end_frame, "method": self.method,
+               "n_shots_merged": self.n_shots_merged, "split_quality": self.split_quality}
+        if self.narration is not None:
+            out["narration"] = self.narration
+        return out
+
+
+@dataclass
+class SplitResult:
+    video: str
+    fps: float
+    n_frames: int
+    width: int
+    height: int
+    codec: str
+    duration_s: float  # end of the last decoded frame
+    detector: str
+    shots: list[Shot]  # raw detector segmentation covering the decoded video
+    pieces: list[Shot]  # shots after long-shot splitting (what stitching saw)
+    clips: list[ClipSpan]
+    dropped: list[Dropped] = field(default_factory=list)
+    partial_reason: str | None = None  # only part of the video decoded; clips cover that part
+    no_clips_reason: str | None = None
+    models_label: str | None = None  # which embedding model stitched (TINY_LABEL for tiny models)
+    timings: dict[str, float] = field(default_factory=dict)
+    decoded: DecodedVideo | None = field(default=None, repr=False)  # samples, keyframe flags, pts
+    detection: Detection | None = field(default=None, repr=False)
+
+    @property
+    def cuts(self) -> list[int]:
+        return [shot.start_frame for shot in self.shots[1:]]
+
+    def to_json_dict(self) -> dict:
+        return {
+            "video": self.video, "fps": self.fps, "n_frames": self.n_frames, "width": self.width,
+            "height": self.height, "codec": self.codec, "duration_s": round(self.duration_s, 6),
+            "detector": self.detector,
+            "shots": [s.as_dict() for s in self.shots],
+            "clips": [c.as_dict() for c in self.clips],
+            "dropped": [d.as_dict() for d in self.dropped],
+            "partial_reason": self.partial_reason, "no_clips_reason": self.no_clips_reason,
+            "models_label": self.models_label,
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+def _frame_at(times_s: np.ndarray, t: float) -> int:
+    """First frame whose pts is at or after `t` (tolerating float noise)."""
+    return int(np.searchsorted(times_s, t - 1e-6, side="left"))
+
+
+def _span(decoded: DecodedVideo, start_s: float, end_s: float) -> tuple[int, int, float, float]:
+    """Snap a time span to whole frames: (start_frame, end_frame exclusive, start_s, end_s)."""
+    times = decoded.times_s
+    a = min(_frame_at(times, start_s), decoded.n_frames - 1)
+    b = max(a + 1, min(_frame_at(times, end_s), decoded.n_frames))
+    end = float(times[b]) if b < decoded.n_frames else decoded.end_s
+    return a, b, float(times[a]), end
+
+
+class _EmbeddingCache:
+    """Embeds sample frames on demand, each at most once."""
+
+    def __init__(self, samples, embed_images: EmbedImages):
+        self.samples = samples
+        self.embed_images = embed_images
+        self.vectors: dict[int, np.ndarray] = {}
+
+    def get(self, positions: Sequence[int]) -> np.ndarray:
+        missing = sorted({p for p in positions if p not in self.vectors})
+        if missing:
+            out = np.asarray(self.embed_images([self.samples[p].rgb for p in missing]), dtype=np.float32)
+            for p, v in zip(missing, out):
+                self.vectors[p] = v
+        return np.stack([self.vectors[p] for p in positions]) if positions else np.zeros((0, 0), np.float32)
+
+
+def _sample_near(sample_frames: np.ndarray, start_frame: int, end_frame: int, frac: float) -> int | None:
+    inside = np.flatnonzero((sample_frames >= start_frame) & (sample_frames < end_frame))
+    if len(inside) == 0:
+        return None
+    target = start_frame + frac * (end_frame - 1 - start_frame)
+    return int(inside[np.argmin(np.abs(sample_frames[inside] - target))])
+
+
+def _empty_result(path: str, config: SplitConfig, reason: str, decoded: DecodedVideo | None = None,
+                  timings: dict | None = None) -> SplitResult:
+    return SplitResult(
+        video=path, fps=decoded.fps if decoded else 0.0, n_frames=decoded.n_frames if decoded else 0,
+        width=decoded.width if decoded else 0, height=decoded.height if decoded else 0,
+        codec=decoded.codec if decoded else "", duration_s=decoded.end_s if decoded else 0.0,
+        detector=config.detector, shots=[], pieces=[], clips=[], no_clips_reason=reason,
+        partial_reason=decoded.partial_reason() if decoded else None, timings=timings or {}, decoded=decoded)
+
+
+def split_video(
+    path: str | Path,
+    config: SplitConfig | None = None,
+    *,
+    embed_images: EmbedImages | None = None,
+    models_label: str | None = None,
+    cues: Sequence[CueLike] | None = None,
+) -> SplitResult:
+    """Split one video. Never raises for bad input: unreadable, empty or one-frame videos come back with
+    `no_clips_reason`, partially decodable ones with clips for the decodable part and `partial_reason`.
+
+    Stitching needs `embed_images` (e.g. `OpenClipModel.embed_images`); without it, or with
+    `config.stitch=False`, the shots (long ones split) of at least `min_clip_s` are the clips (method
+    'shot'). `cues` (subtitles) give narration clips in modes narration, both and auto (HowTo100M).
+    """
+    cfg = config or SplitConfig()
+    path = str(path)
+    timings: dict[str, float] = {}
+    detector_run = DetectorRun(cfg.detector_config())
+    started = time.perf_counter()
+    try:
+        decoded = decode_video(path, [detector_run], sample_fps=cfg.sample_fps,
+                               sample_short_side=cfg.sample_short_side, max_samples=cfg.max_samples,
+                               max_seconds=cfg.max_video_s, threads=cfg.threads, skip_loop_filter=cfg.skip_loop_filter)
+    except VideoDecodeError as exc:
+        return _empty_result(path, cfg, f"undecodable: {exc}")
+    timings["decode_s"] = time.perf_counter() - started
+    if decoded.n_frames <= 1:
+        reason = f"only {decoded.n_frames} decodable frame(s)"
+        if decoded.decode_errors:
+            reason += f"; first error: {decoded.decode_errors[0]}"
+        return _empty_result(path, cfg, reason, decoded, timings)
+
+    t0 = time.perf_counter()
+    detection = detector_run.finish()
+    timings["detect_s"] = time.perf_counter() - t0
+    shots = shots_from_cuts(detection.cuts, decoded.times_s, decoded.end_s)
+    pieces = split_long_shots(shots, decoded.times_s, decoded.end_s, cfg.long_shot_s, cfg.max_shot_s)
+    result = SplitResult(
+        video=path, fps=decoded.fps, n_frames=decoded.n_frames, width=decoded.width, height=decoded.height,
+        codec=decoded.codec, duration_s=decoded.end_s, detector=cfg.detector, shots=shots, pieces=pieces,
+        clips=[], partial_reason=decoded.partial_reason(), models_label=models_label, timings=timings,
+        decoded=decoded, detection=detection)
+
+    sample_frames = np.asarray([s.index for s in decoded.samples], dtype=np.int64)
+    cache = _EmbeddingCache(decoded.samples, embed_images) if embed_images is not None else None
+    t0 = time.perf_counter()
+    has_cues = bool(cues)
+    want_narration = cfg.mode in ("narration", "both") or (cfg.mode == "auto" and has_cues)
+    want_visual = cfg.mode in ("visual", "both") or (cfg.mode == "auto" and not has_cues)
+    if want_narration:
+        if not has_cues:
+            result.dropped.append(Dropped("cues", 0.0, decoded.end_s,
+                                          "narration clips asked for, but no subtitle cues"))
+        narration = narration_clips(cues or [], decoded.end_s, cfg.narration_config())
+        for clip in narration.clips:
+            a, b, s, e = _span(decoded, clip.start_s, clip.end_s)
+            result.clips.append(ClipSpan(s, e, a, b, "narration", 1, narration=clip.text))
+        result.dropped += [Dropped("cues", s, e, reason) for s, e, reason in narration.dropped]
+    if want_visual and cfg.stitch and cache is not None:
+        starts, ends = [], []
+        for piece in pieces:
+            first = _sample_near(sample_frames, piece.start_frame, piece.end_frame, SHOT_START_FRAC)
+            last = _sample_near(sample_frames, piece.start_frame, piece.end_frame, SHOT_END_FRAC)
+            starts.append(first)
+            ends.append(last)
+        needed = [p for p in starts + ends if p is not None]
+        cache.get(needed)
+        stitched = stitch_shots(
+            pieces,
+            [cache.vectors[p] if p is not None else None for p in starts],
+            [cache.vectors[p] if p is not None else None for p in ends],
+            cfg.stitch_config())
+        for event in stitched.events:
+            a, b, s, e = _span(decoded, event.start_s, event.end_s)
+            result.clips.append(ClipSpan(s, e, a, b, "stitched", event.n_shots))
+        result.dropped += stitched.dropped
+    elif want_visual:
+        for piece in pieces:
+            duration = piece.duration_s
+            if duration < cfg.min_clip_s:
+                result.dropped.append(Dropped("shot", piece.start_s, piece.end_s,
+                                              f"too short: {duration:.2f} s < min_clip_s {cfg.min_clip_s}"))
+                continue
+            a, b, s, e = _span(decoded, piece.start_s, min(piece.end_s, piece.start_s + cfg.max_clip_s))
+            result.clips.append(ClipSpan(s, e, a, b, "shot", 1))
+    result.clips.sort(key=lambda c: (c.start_s, c.end_s, c.method))
+    timings["stitch_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    for clip in result.clips:
+        inside = np.flatnonzero((sample_frames >= clip.start_frame) & (sample_frames < clip.end_frame)).tolist()
+        if cache is not None and len(inside) >= 2:
+            clip.split_quality = max_running_distance(cache.get(inside))
+        clip.keyframe_samples = pick_keyframes(sample_frames, clip.start_frame, clip.end_frame,
+                                               cfg.keyframes_per_clip)
+    timings["quality_s"] = time.perf_counter() - t0
+    if not result.clips and result.no_clips_reason is None:
+        result.no_clips_reason = "every shot/event was dropped (see dropped)" if result.dropped else "no clips"
+    return result
+
+
+# ------------------------------------------------------------------------------- many videos at once
+
+
+def _split_worker(args: tuple[str, SplitConfig, str | None, bool]) -> SplitResult:
+    path, config, profile, keep_samples = args
+    embed = None
+    label = None
+    if config.stitch:
+        from panda_dagster.lib.models.openclip import load_open_clip
+
+        model = load_open_clip(profile)
+        embed, label = model.embed_images, model.label
+        if model.profile == "tiny":
+            config = for_tiny_embeddings(config)
+    result = split_video(path, config, embed_images=embed, models_label=label)
+    if not keep_samples and result.decoded is not None:
+        result.decoded.samples = []  # do not ship frames back across the process boundary
+    return result
+
+
+def split_videos(paths: Sequence[str | Path], config: SplitConfig | None = None, *, workers: int | None = None,
+                 models_profile: str | None = None, keep_samples: bool = False) -> list[SplitResult]:
+    """Split several videos in a process pool (one video per process, single-threaded decoding each), so
+    all cores are busy even where one decoder cannot use them all. Results come back in input order."""
+    cfg = config or SplitConfig()
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or len(paths) <= 1:
+        return [_split_worker((str(p), cfg, models_profile, keep_samples)) for p in paths]
+    per_video = dataclasses.replace(cfg, threads=1)
+    jobs = [(str(p), per_video, models_profile, keep_samples) for p in paths]
+    import multiprocessing
+
+    # spawn: forked children would inherit FFmpeg/OpenCV/torch thread pools in an undefined state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(paths)), mp_context=context) as pool:
+        return list(pool.map(_split_worker, jobs))
