@@ -1,7 +1,7 @@
+"""Stage: teachers (captions from several cross-modality teacher models)."""
 from dagster import Definitions
 
-from panda_dagster.common.stub import not_implemented_asset
+from panda_dagster.teachers.assets import teacher_captions
+from panda_dagster.teachers.resources import teacher_resources
 
-defs = Definitions(
-    assets=[not_implemented_asset("teacher_captions", "clips", "captions", "Teacher captions (not implemented yet)")]
-)
+defs = Definitions(assets=[teacher_captions], resources=teacher_resources())
