@@ -6,7 +6,9 @@ import time
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from panda_dagster.clips.checks import CLIPS_CHECK_SPECS, evaluate_clips_checks
 from panda_dagster.clips.resources import ClipEmbedderResource
+from panda_dagster.common.checks import check_events, selected_checks
 from panda_dagster.common.jobs import RANGE_IN_ONE_RUN, TRANSIENT_RETRY
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.partitions import video_shards
@@ -76,13 +78,14 @@ def _split_config(config: ClipsConfig):
     kinds={"video", "pytorch", "duckdb"},
     retry_policy=TRANSIENT_RETRY,
     backfill_policy=RANGE_IN_ONE_RUN,
+    check_specs=CLIPS_CHECK_SPECS,
     description="Each video decoded once at low resolution: shots (PySceneDetect content/adaptive or "
     "TransNetV2), long shots split, shots stitched into events with open_clip embeddings (Panda-70M), or "
     "narration clips from subtitles (HowTo100M); key frames in storage, split quality per clip. Catalog "
     "table `clips`; partial or undecodable videos in `quarantine` (stage clips).",
 )
 def clips(context: AssetExecutionContext, config: ClipsConfig, panda: PandaResource,
-          clip_embedder: ClipEmbedderResource) -> MaterializeResult:
+          clip_embedder: ClipEmbedderResource):
     try:
         split_config = _split_config(config)
     except ValueError as exc:
@@ -90,10 +93,14 @@ def clips(context: AssetExecutionContext, config: ClipsConfig, panda: PandaResou
     if config.cut_mode not in ("copy", "reencode"):
         raise Failure(f"clips config: cut_mode must be copy or reencode, got {config.cut_mode!r}", allow_retries=False)
     shards = context.partition_keys
-    summaries, failed = [], {}
+    summaries, failed, check_outcomes = [], {}, {}
     for shard in shards:
         try:
             summaries.append(_split_one_shard(context, config, split_config, panda, clip_embedder, shard))
+            # Checked on what the catalog now holds for the shard.
+            check_outcomes[shard] = evaluate_clips_checks(
+                panda.catalog(), shard, min_clip_s=config.min_clip_s, max_clip_s=config.max_clip_s,
+                max_video_s=config.max_video_s, selected=selected_checks(context))
         except Exception as exc:  # noqa: BLE001  reported below as one Failure; other shards are kept
             context.log.exception(f"shard {shard} failed: {exc}")
             failed[shard] = f"{type(exc).__name__}: {exc}"
@@ -101,15 +108,18 @@ def clips(context: AssetExecutionContext, config: ClipsConfig, panda: PandaResou
         raise Failure(f"clips failed for {len(failed)} of {len(shards)} shards: {', '.join(failed)}",
                       metadata={"failed_shards": MetadataValue.json(failed)})
     if len(summaries) == 1:
-        return MaterializeResult(metadata=summaries[0])
+        yield MaterializeResult(metadata=summaries[0])
+        yield from check_events(context, check_outcomes)
+        return
     keys = ("n_videos", "n_clips", "n_quarantined", "n_kept_partial")
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "n_shards": len(summaries),
         **{k: sum(s[k] for s in summaries) for k in keys},
         "clip_hours": round(sum(s["clip_hours"] for s in summaries), 4),
         "shards": MetadataValue.md(markdown_table(
             [{"shard": s["shard"], **{k: s[k] for k in keys}} for s in summaries], limit=100)),
     })
+    yield from check_events(context, check_outcomes)
 
 
 def _split_one_shard(context, config: ClipsConfig, split_config, panda: PandaResource,

@@ -4,17 +4,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from panda_dagster.common.checks import check_events, selected_checks
 from panda_dagster.common.jobs import RANGE_IN_ONE_RUN, TRANSIENT_RETRY
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
+from panda_dagster.ingest.checks import RAW_VIDEOS_CHECK_SPECS, WARNING_CHECKS, evaluate_raw_videos_checks
 from panda_dagster.lib.intake import STAGE, intake_entry
+from panda_dagster.lib.checks import max_quarantine_share
 from panda_dagster.lib.ingest import load_manifest
 from panda_dagster.lib.records import QuarantineRecord
 
 
 class RawVideosConfig(Config):
     workers: int = Field(default=2, description="Videos probed in parallel (decoding releases the GIL)")
+    max_quarantine_share: float | None = Field(
+        default=None, description="Warn (asset check) when a larger share of a shard's entries is dropped; "
+        "null = $PANDA_MAX_QUARANTINE_SHARE, else 0.2")
 
 
 @asset(
@@ -24,18 +30,25 @@ class RawVideosConfig(Config):
     retry_policy=TRANSIENT_RETRY,
     # One run probes a whole range of shards (backfills, `--partition-range A...B`), shard by shard.
     backfill_policy=RANGE_IN_ONE_RUN,
+    check_specs=RAW_VIDEOS_CHECK_SPECS,
     description="Every video of the shard probed with a real decoder (first, middle and last frames "
     "decoded), subtitles parsed; catalog tables `videos` and `subtitles`, failures in `quarantine`.",
 )
-def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: PandaResource) -> MaterializeResult:
+def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: PandaResource):
+    try:
+        max_quarantine_share(config.max_quarantine_share)
+    except ValueError as exc:
+        raise Failure(f"raw_videos config: {exc}", allow_retries=False) from exc
     shards = context.partition_keys
     started = time.perf_counter()
-    summaries, failed, permanent = [], {}, []
+    summaries, failed, permanent, check_outcomes = [], {}, [], {}
     for shard in shards:
         # Each shard is written on its own: a shard that fails (e.g. its manifest is unreadable) does
         # not stop the others; the run fails at the end so the failed ones are retried.
         try:
             summaries.append(_probe_shard(context, config, panda, shard))
+            check_outcomes[shard] = evaluate_raw_videos_checks(
+                panda.catalog(), shard, max_share=config.max_quarantine_share, selected=selected_checks(context))
         except Exception as exc:  # noqa: BLE001  reported below, re-raised as one Failure
             context.log.exception(f"shard {shard} failed: {exc}")
             failed[shard] = f"{type(exc).__name__}: {exc}"
@@ -49,11 +62,13 @@ def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: P
             allow_retries=not all(permanent),
         )
     if len(summaries) == 1:
-        return MaterializeResult(metadata=summaries[0]["metadata"])
+        yield MaterializeResult(metadata=summaries[0]["metadata"])
+        yield from check_events(context, check_outcomes, WARNING_CHECKS)
+        return
     elapsed = time.perf_counter() - started
     totals = {k: sum(s["metadata"][k] for s in summaries)
               for k in ("n_entries", "n_videos", "n_quarantined", "n_kept_partial", "n_subtitle_cues")}
-    return MaterializeResult(
+    yield MaterializeResult(
         metadata={
             "n_shards": len(summaries),
             **totals,
@@ -65,6 +80,7 @@ def raw_videos(context: AssetExecutionContext, config: RawVideosConfig, panda: P
                  for s in summaries], limit=100)),
         }
     )
+    yield from check_events(context, check_outcomes, WARNING_CHECKS)
 
 
 def _probe_shard(context: AssetExecutionContext, config: RawVideosConfig, panda: PandaResource, shard: str) -> dict:

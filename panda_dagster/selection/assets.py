@@ -8,9 +8,11 @@ from dataclasses import asdict
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from panda_dagster.common.checks import check_events, selected_checks
 from panda_dagster.common.metadata import markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
+from panda_dagster.selection.checks import SELECTED_CAPTIONS_CHECK_SPECS, evaluate_selection_checks
 from panda_dagster.selection.resources import CaptionScorerResource
 
 GROUP = "captions"
@@ -46,6 +48,7 @@ class SelectedCaptionsConfig(Config):
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
     pool="gpu",
+    check_specs=SELECTED_CAPTIONS_CHECK_SPECS,
     description="For every clip of the shard, all teacher captions scored against the clip (open_clip: "
     "normalised mean of key-frame embeddings vs caption embedding, cosine) and the best one selected, with "
     "its margin to the runner-up; a quality bar and an optional per-video cap mark clips `accepted`. Uses "
@@ -56,7 +59,7 @@ class SelectedCaptionsConfig(Config):
 def selected_captions(
     context: AssetExecutionContext, config: SelectedCaptionsConfig, panda: PandaResource,
     caption_scorer: CaptionScorerResource,
-) -> MaterializeResult:
+):
     from panda_dagster.common.metadata import histogram
     from panda_dagster.lib.records import QuarantineRecord
     from panda_dagster.lib.selection.inputs import load_shard_clips
@@ -125,7 +128,9 @@ def selected_captions(
         metadata["score_histogram"] = _png_markdown(png, "matching scores")
         metadata["score_histogram_in_storage"] = MetadataValue.text(
             storage.put_bytes(f"shards/{shard}/selection/score_histogram.png", png))
-    return MaterializeResult(metadata=metadata)
+    yield MaterializeResult(metadata=metadata)
+    outcomes = evaluate_selection_checks(catalog, shard, STAGE, selected_checks(context))
+    yield from check_events(context, {shard: outcomes})
 
 
 class SelectionModelConfig(Config):

@@ -6,9 +6,11 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
+from panda_dagster.common.checks import check_events, selected_checks
 from panda_dagster.common.metadata import markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
+from panda_dagster.teachers.checks import TEACHER_CAPTIONS_CHECK_SPECS, evaluate_teacher_checks
 from panda_dagster.teachers.resources import (
     ASR_RESOURCE_KEY,
     EXTRA_RESOURCE_KEY,
@@ -46,13 +48,14 @@ def _teacher_resource(context: AssetExecutionContext, name: str):
     kinds={"pytorch", "duckdb"},
     pool="gpu",
     required_resource_keys=REQUIRED_RESOURCE_KEYS,
+    check_specs=TEACHER_CAPTIONS_CHECK_SPECS,
     description="Captions for every clip of the shard from every teacher of the models profile (image "
     "captioners on key frames, a video-LLM on sampled frames + metadata, a text LLM over title/description/"
     "speech, the narration itself), plus ASR for videos with audio but no subtitles. Catalog tables "
     "`teacher_captions`, `teacher_failures`, `asr_subtitles`, `asr_transcripts`. Incremental: captions whose "
     "model, revision, prompt and frames are unchanged are reused.",
 )
-def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConfig) -> MaterializeResult:
+def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConfig):
     from panda_dagster.lib.models.profiles import TINY_LABEL, resolve_models_profile
     from panda_dagster.lib.records import SubtitleCue
     from panda_dagster.lib.teachers.asr import asr_cues_as_inputs, transcribe_shard
@@ -143,7 +146,7 @@ def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConf
     samples = [{"clip_id": c.clip_id[:8], "teacher": c.teacher, "caption": c.caption}
                for clip_id in sample_clips for c in result.captions if c.clip_id == clip_id]
     elapsed = time.perf_counter() - started
-    return MaterializeResult(metadata={
+    yield MaterializeResult(metadata={
         "profile": profile.name,
         "models": MetadataValue.text(profile.label),
         "n_clips": len(clips),
@@ -158,3 +161,4 @@ def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConf
         "sample_captions": MetadataValue.md(markdown_table(samples, limit=30)),
         "seconds": round(elapsed, 2),
     })
+    yield from check_events(context, {shard: evaluate_teacher_checks(catalog, shard, selected_checks(context))})

@@ -112,6 +112,16 @@ def test_narration_clamps_to_the_decodable_part():
     assert "after the decodable end" in result.dropped[0][2]
 
 
+def test_overlapping_rolling_cues_give_clips_that_do_not_overlap():
+    # Auto-captions roll: each cue starts before the previous one ends.
+    cues = [Cue(0.0, 4.2, "so today we are going"), Cue(4.0, 8.3, "to build a small shelf"),
+            Cue(8.1, 12.4, "out of pine boards"), Cue(12.2, 16.0, "and a few screws")]
+    result = narration_clips(cues, video_end_s=20.0, config=NarrationConfig(min_time_s=4.0, min_words=50))
+    spans = [(c.start_s, c.end_s) for c in result.clips]
+    assert spans == [(0.0, 4.2), (4.2, 8.3), (8.3, 16.0)]  # the short last cue joins its neighbour
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
 def test_score_cuts_hard_and_gradual():
     score = score_cuts([30, 77, 140, 300], [30, 76, 137], gradual=[(290, 310)], tolerance=2)
     assert (score.tp, score.fp, score.fn) == (3, 1, 1)  # 140 is 3 frames off 137; 300 is inside the dissolve

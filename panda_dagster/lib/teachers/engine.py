@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from panda_dagster.lib.teachers.batching import AdaptiveBatcher
 from panda_dagster.lib.teachers.cleaning import clean_caption
@@ -76,7 +77,9 @@ def plan_request(spec: TeacherSpec, clip: ClipInput, video: VideoInput | None, c
     fingerprint = spec.config_fingerprint()
     if spec.kind == "image":
         keyframes = tuple(pick_evenly(list(clip.keyframe_uris), spec.num_frames))
-        sha = prompt_sha(fingerprint, prompt, keyframes)
+        # Frames are named by clip id and index, not by where storage keeps them: moving the
+        # artifacts (local folder <-> S3) must not invalidate the cache.
+        sha = prompt_sha(fingerprint, prompt, [PurePosixPath(uri).name for uri in keyframes])
         if not keyframes:
             return PlannedRequest(_request(clip, prompt, sha), "clip has no stored key frames")
         return PlannedRequest(_request(clip, prompt, sha, keyframe_uris=keyframes))

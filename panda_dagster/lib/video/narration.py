@@ -58,7 +58,9 @@ def narration_clips(cues: Sequence[CueLike], video_end_s: float | None = None,
         return duration >= cfg.min_time_s or sum(_words(c.text) for c in items) >= cfg.min_words
 
     def emit(items: list[CueLike]) -> None:
-        start = max(0.0, items[0].start_s)
+        # Overlapping cues (rolling auto-captions repeat each line in the next cue) must not give
+        # overlapping clips: a clip starts where the previous one ended at the earliest.
+        start = max(0.0, items[0].start_s, clips[-1].end_s if clips else 0.0)
         end = max(c.end_s for c in items)
         if video_end_s is not None:
             end = min(end, video_end_s)
