@@ -13,40 +13,43 @@ from panda_dagster.common.jobs import RANGE_IN_ONE_RUN, TRANSIENT_RETRY
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
+from panda_dagster.lib.video.split import SplitConfig  # numpy only: no decoder or model imports
+
+_DEFAULTS = SplitConfig()  # one source of truth for the defaults: the library config
 
 
 class ClipsConfig(Config):
     """Defaults are Panda-70M's collection values; distances are L2 between unit-norm open_clip embeddings."""
 
-    detector: str = Field(default="content", description="Shot detector: content (PySceneDetect ContentDetector), "
+    detector: str = Field(default=_DEFAULTS.detector, description="Shot detector: content (PySceneDetect ContentDetector), "
                           "adaptive (AdaptiveDetector) or transnetv2 (pretrained network; GPU when present)")
-    threshold: float = Field(default=25.0, description="content: HSV frame-difference threshold")
-    min_scene_len: int = Field(default=15, description="Shortest shot, in frames (content, adaptive, transnetv2)")
-    adaptive_threshold: float = Field(default=3.0, description="adaptive: score / neighbourhood-mean ratio")
-    transnet_threshold: float = Field(default=0.5, description="transnetv2: transition probability threshold")
-    long_shot_s: float = Field(default=7.0, description="Shots longer than this without a cut are split ...")
-    max_shot_s: float = Field(default=5.0, description="... into equal pieces of at most this length")
-    stitch: bool = Field(default=True, description="Stitch shots into events with open_clip embeddings; "
+    threshold: float = Field(default=_DEFAULTS.threshold, description="content: HSV frame-difference threshold")
+    min_scene_len: int = Field(default=_DEFAULTS.min_scene_len, description="Shortest shot, in frames (content, adaptive, transnetv2)")
+    adaptive_threshold: float = Field(default=_DEFAULTS.adaptive_threshold, description="adaptive: score / neighbourhood-mean ratio")
+    transnet_threshold: float = Field(default=_DEFAULTS.transnet_threshold, description="transnetv2: transition probability threshold")
+    long_shot_s: float = Field(default=_DEFAULTS.long_shot_s, description="Shots longer than this without a cut are split ...")
+    max_shot_s: float = Field(default=_DEFAULTS.max_shot_s, description="... into equal pieces of at most this length")
+    stitch: bool = Field(default=_DEFAULTS.stitch, description="Stitch shots into events with open_clip embeddings; "
                          "false = the shots (>= min_clip_s) are the clips")
-    transition_dist: float = Field(default=1.0, description="Drop a shot whose start/end embeddings are further "
+    transition_dist: float = Field(default=_DEFAULTS.transition_dist, description="Drop a shot whose start/end embeddings are further "
                                    "apart (a transition inside it)")
-    stitch_dist: float = Field(default=0.6, description="Join the next shot while distance(last frame of the "
+    stitch_dist: float = Field(default=_DEFAULTS.stitch_dist, description="Join the next shot while distance(last frame of the "
                                "event, first frame of the shot) <= this")
-    still_dist: float = Field(default=0.15, description="Drop events whose start/end distance is below (still)")
-    redundant_dist: float = Field(default=0.3, description="Drop events closer than this to a kept one")
-    min_clip_s: float = Field(default=2.5, description="Drop clips shorter than this (after trimming)")
-    max_clip_s: float = Field(default=60.0, description="Cap clip length")
-    trim_frac: float = Field(default=0.1, description="Trim this fraction of each event at both ends")
-    max_video_s: float | None = Field(default=None, description="Only split the first N seconds of each video")
-    mode: str = Field(default="visual", description="visual (shots/stitching), narration (subtitle cues, "
+    still_dist: float = Field(default=_DEFAULTS.still_dist, description="Drop events whose start/end distance is below (still)")
+    redundant_dist: float = Field(default=_DEFAULTS.redundant_dist, description="Drop events closer than this to a kept one")
+    min_clip_s: float = Field(default=_DEFAULTS.min_clip_s, description="Drop clips shorter than this (after trimming)")
+    max_clip_s: float = Field(default=_DEFAULTS.max_clip_s, description="Cap clip length")
+    trim_frac: float = Field(default=_DEFAULTS.trim_frac, description="Trim this fraction of each event at both ends")
+    max_video_s: float | None = Field(default=_DEFAULTS.max_video_s, description="Only split the first N seconds of each video")
+    mode: str = Field(default=_DEFAULTS.mode, description="visual (shots/stitching), narration (subtitle cues, "
                       "HowTo100M), both, or auto (narration where a video has cues)")
-    narration_min_time_s: float = Field(default=4.0, description="Merge cues until a clip lasts this long ...")
-    narration_min_words: int = Field(default=12, description="... or holds this many words")
-    narration_max_gap_s: float = Field(default=3.0, description="Never merge cues further apart than this")
-    keyframes_per_clip: int = Field(default=3, description="Key frames (JPEG) stored per clip")
-    sample_fps: float = Field(default=2.0, description="Frames sampled per second for stitching, quality, key frames")
-    sample_short_side: int = Field(default=224, description="Short side of sampled frames / key frames, pixels")
-    skip_loop_filter: str = Field(default="noref", description="Decoder deblocking skipped for: none, noref, "
+    narration_min_time_s: float = Field(default=_DEFAULTS.narration_min_time_s, description="Merge cues until a clip lasts this long ...")
+    narration_min_words: int = Field(default=_DEFAULTS.narration_min_words, description="... or holds this many words")
+    narration_max_gap_s: float = Field(default=_DEFAULTS.narration_max_gap_s, description="Never merge cues further apart than this")
+    keyframes_per_clip: int = Field(default=_DEFAULTS.keyframes_per_clip, description="Key frames (JPEG) stored per clip")
+    sample_fps: float = Field(default=_DEFAULTS.sample_fps, description="Frames sampled per second for stitching, quality, key frames")
+    sample_short_side: int = Field(default=_DEFAULTS.sample_short_side, description="Short side of sampled frames / key frames, pixels")
+    skip_loop_filter: str = Field(default=_DEFAULTS.skip_loop_filter, description="Decoder deblocking skipped for: none, noref, "
                                   "bidir or all frames (faster; 'all' can cause false cuts)")
     write_clip_files: bool = Field(default=False, description="Also cut every clip into its own MP4 in storage")
     cut_mode: str = Field(default="copy", description="Clip files: copy (stream copy from the first keyframe "
@@ -55,8 +58,6 @@ class ClipsConfig(Config):
 
 
 def _split_config(config: ClipsConfig):
-    from panda_dagster.lib.video.split import SplitConfig
-
     return SplitConfig(
         detector=config.detector, threshold=config.threshold, min_scene_len=config.min_scene_len,
         adaptive_threshold=config.adaptive_threshold, transnet_threshold=config.transnet_threshold,

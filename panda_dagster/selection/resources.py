@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import threading
 
-from dagster import ConfigurableResource, InitResourceContext
-from pydantic import Field, PrivateAttr
+from panda_dagster.common.models import ModelProfileResource
 
 _FINETUNED: dict[tuple[str, str], object] = {}  # (version, device) -> CaptionScorer; newest only
 _FINETUNED_LOCK = threading.Lock()
 
 
-class CaptionScorerResource(ConfigurableResource):
+class CaptionScorerResource(ModelProfileResource):
     """open_clip model that scores candidate captions against a clip's key frames."""
-
-    profile: str = Field(default="", description="Models profile: tiny, default or large; empty = PANDA_MODELS")
-    device: str = Field(default="auto", description="auto (CUDA + bf16 autocast when present, else CPU), cpu, cuda:N")
-    _profile: str = PrivateAttr(default="")
-    _device: str = PrivateAttr(default="cpu")
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        from panda_dagster.lib.models.openclip import resolve_device
-        from panda_dagster.lib.models.profiles import resolve_models_profile
-
-        self._device = resolve_device(self.device)
-        resolved = resolve_models_profile(self.profile or None)
-        self._profile = resolved.name
-        if context.log:
-            context.log.debug(f"caption scorer: profile {resolved.name} ({resolved.reason}), device {self._device}")
-
-    @property
-    def profile_name(self) -> str:
-        return self._profile
 
     @property
     def resolved_device(self) -> str:

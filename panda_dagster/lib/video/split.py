@@ -49,20 +49,20 @@ class SplitConfig:
     max_shot_s: float = 5.0
     # Stitching (Panda-70M values; L2 between unit-norm embeddings). stitch=False keeps shots as clips.
     stitch: bool = True
-    transition_dist: float = 1.0
-    stitch_dist: float = 0.6
-    still_dist: float = 0.15
-    redundant_dist: float = 0.3
-    min_clip_s: float = 2.5
-    max_clip_s: float = 60.0
-    trim_frac: float = 0.1
+    transition_dist: float = StitchConfig.transition_dist
+    stitch_dist: float = StitchConfig.stitch_dist
+    still_dist: float = StitchConfig.still_dist
+    redundant_dist: float = StitchConfig.redundant_dist
+    min_clip_s: float = StitchConfig.min_clip_s
+    max_clip_s: float = StitchConfig.max_clip_s
+    trim_frac: float = StitchConfig.trim_frac
     max_video_s: float | None = None  # only split the first N seconds
     # Which clips: 'visual' (shots/stitching), 'narration' (subtitle cues, HowTo100M), 'both', or 'auto'
     # (narration for videos that have cues, visual for the others).
     mode: str = "visual"
-    narration_min_time_s: float = 4.0
-    narration_min_words: int = 12
-    narration_max_gap_s: float = 3.0
+    narration_min_time_s: float = NarrationConfig.min_time_s
+    narration_min_words: int = NarrationConfig.min_words
+    narration_max_gap_s: float = NarrationConfig.max_gap_s
     # Decoding and sampling.
     sample_fps: float = 2.0  # RGB samples kept per second (stitching, split quality, key frames)
     sample_short_side: int = 224
