@@ -9,7 +9,8 @@ from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataVa
 from pydantic import Field
 
 from panda_dagster.common.checks import check_events, selected_checks
-from panda_dagster.common.metadata import markdown_table
+from panda_dagster.common.jobs import GPU_POOL, MODEL_BACKFILL, TRANSIENT_RETRY
+from panda_dagster.common.metadata import combine_shard_metadata, markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.selection.checks import SELECTED_CAPTIONS_CHECK_SPECS, evaluate_selection_checks
@@ -47,7 +48,9 @@ class SelectedCaptionsConfig(Config):
     deps=["teacher_captions", "selection_model"],
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
-    pool="gpu",
+    pool=GPU_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    backfill_policy=MODEL_BACKFILL,
     check_specs=SELECTED_CAPTIONS_CHECK_SPECS,
     description="For every clip of the shard, all teacher captions scored against the clip (open_clip: "
     "normalised mean of key-frame embeddings vs caption embedding, cosine) and the best one selected, with "
@@ -71,10 +74,7 @@ def selected_captions(
         teacher_win_rates,
     )
 
-    shard = context.partition_key
-    started = time.perf_counter()
     catalog, storage = panda.catalog(), panda.storage()
-    clips = load_shard_clips(catalog, shard)
     scorer, info = caption_scorer.scorer(storage, config.use_selection_model)
     if info is None:
         why = "disabled by config" if not config.use_selection_model else "no selection model materialized yet"
@@ -82,55 +82,62 @@ def selected_captions(
     else:
         model_note = (f"selection_model {info.version}: validation selection accuracy "
                       f"{info.tuned_val_accuracy} (base {info.base_val_accuracy}), {info.n_labels} labels")
-    context.log.info(f"shard {shard}: scoring {len(clips)} clips with {model_note} on {caption_scorer.resolved_device}")
     if caption_scorer.profile_name == "tiny":
         context.log.warning(f"scores come from {caption_scorer.models_label}")
-
-    scored, unscorable = scorer.score(clips, storage_frames_loader(storage), config.clips_per_batch,
-                                      config.image_batch_size)
     policy = SelectionPolicy(config.min_score, config.max_clips_per_video)
-    selected, score_rows = select_captions(scored, policy, scorer.name, caption_scorer.models_label,
-                                           info.version if info else None)
-    quarantine = [
-        QuarantineRecord(shard, f"clip:{u.clip_id}", STAGE, u.reason, u.video_id, "dropped")
-        for u in unscorable if u.reason != "no candidate captions"
-    ]
-    for q in quarantine:
-        context.log.warning(f"quarantine {q.uri}: {q.reason}")
-    catalog.replace_shard("selected_captions", shard, selected)
-    catalog.replace_shard("caption_scores", shard, score_rows)
-    catalog.replace_shard("quarantine", shard, quarantine, part=STAGE)
 
-    elapsed = time.perf_counter() - started
-    n_accepted = sum(s.accepted for s in selected)
-    no_candidates = sum(1 for u in unscorable if u.reason == "no candidate captions")
-    metadata: dict[str, object] = {
-        "scorer": MetadataValue.text(scorer.name),
-        "selection_model": MetadataValue.text(model_note),
-        "models": MetadataValue.text(caption_scorer.models_label),
-        "n_clips": len(clips),
-        "n_selected": len(selected),
-        "n_without_candidates": no_candidates,
-        "n_quarantined": len(quarantine),
-        "n_accepted": n_accepted,
-        "accepted_rate": round(n_accepted / len(selected), 4) if selected else 0.0,
-        "reject_reasons": MetadataValue.json(histogram(s.reject_reason for s in selected if not s.accepted)),
-        "matching_score_mean": round(sum(s.matching_score for s in selected) / len(selected), 4) if selected else 0.0,
-        "margin_mean": round(sum(s.margin_to_second for s in selected) / len(selected), 4) if selected else 0.0,
-        "teacher_win_rates": MetadataValue.md(markdown_table(
-            [{"teacher": t, "win_rate": r} for t, r in teacher_win_rates(selected).items()])),
-        "sample": MetadataValue.md(markdown_table(sample_rows(selected))),
-        "seconds": round(elapsed, 2),
-        "clips_per_s": round(len(clips) / elapsed, 2) if elapsed else 0.0,
-    }
-    png = score_histogram_png(selected, config.min_score, f"{shard}: {scorer.name}")
-    if png:
-        metadata["score_histogram"] = _png_markdown(png, "matching scores")
-        metadata["score_histogram_in_storage"] = MetadataValue.text(
-            storage.put_bytes(f"shards/{shard}/selection/score_histogram.png", png))
-    yield MaterializeResult(metadata=metadata)
-    outcomes = evaluate_selection_checks(catalog, shard, STAGE, selected_checks(context))
-    yield from check_events(context, {shard: outcomes})
+    # A backfill run may hand this step several shards: the scorer is loaded once for all of them.
+    metadata_by_shard, outcomes = {}, {}
+    for shard in context.partition_keys:
+        started = time.perf_counter()
+        clips = load_shard_clips(catalog, shard)
+        context.log.info(f"shard {shard}: scoring {len(clips)} clips with {model_note} on "
+                         f"{caption_scorer.resolved_device}")
+        scored, unscorable = scorer.score(clips, storage_frames_loader(storage), config.clips_per_batch,
+                                          config.image_batch_size)
+        selected, score_rows = select_captions(scored, policy, scorer.name, caption_scorer.models_label,
+                                               info.version if info else None)
+        quarantine = [
+            QuarantineRecord(shard, f"clip:{u.clip_id}", STAGE, u.reason, u.video_id, "dropped")
+            for u in unscorable if u.reason != "no candidate captions"
+        ]
+        for q in quarantine:
+            context.log.warning(f"quarantine {q.uri}: {q.reason}")
+        catalog.replace_shard("selected_captions", shard, selected)
+        catalog.replace_shard("caption_scores", shard, score_rows)
+        catalog.replace_shard("quarantine", shard, quarantine, part=STAGE)
+
+        elapsed = time.perf_counter() - started
+        n_accepted = sum(s.accepted for s in selected)
+        no_candidates = sum(1 for u in unscorable if u.reason == "no candidate captions")
+        metadata: dict[str, object] = {
+            "scorer": MetadataValue.text(scorer.name),
+            "selection_model": MetadataValue.text(model_note),
+            "models": MetadataValue.text(caption_scorer.models_label),
+            "n_clips": len(clips),
+            "n_selected": len(selected),
+            "n_without_candidates": no_candidates,
+            "n_quarantined": len(quarantine),
+            "n_accepted": n_accepted,
+            "accepted_rate": round(n_accepted / len(selected), 4) if selected else 0.0,
+            "reject_reasons": MetadataValue.json(histogram(s.reject_reason for s in selected if not s.accepted)),
+            "matching_score_mean": round(sum(s.matching_score for s in selected) / len(selected), 4) if selected else 0.0,
+            "margin_mean": round(sum(s.margin_to_second for s in selected) / len(selected), 4) if selected else 0.0,
+            "teacher_win_rates": MetadataValue.md(markdown_table(
+                [{"teacher": t, "win_rate": r} for t, r in teacher_win_rates(selected).items()])),
+            "sample": MetadataValue.md(markdown_table(sample_rows(selected))),
+            "seconds": round(elapsed, 2),
+            "clips_per_s": round(len(clips) / elapsed, 2) if elapsed else 0.0,
+        }
+        png = score_histogram_png(selected, config.min_score, f"{shard}: {scorer.name}")
+        if png:
+            metadata["score_histogram"] = _png_markdown(png, "matching scores")
+            metadata["score_histogram_in_storage"] = MetadataValue.text(
+                storage.put_bytes(f"shards/{shard}/selection/score_histogram.png", png))
+        metadata_by_shard[shard] = metadata
+        outcomes[shard] = evaluate_selection_checks(catalog, shard, STAGE, selected_checks(context))
+    yield MaterializeResult(metadata=combine_shard_metadata(metadata_by_shard))
+    yield from check_events(context, outcomes)
 
 
 class SelectionModelConfig(Config):

@@ -7,7 +7,8 @@ from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, M
 from pydantic import Field
 
 from panda_dagster.common.checks import check_events, selected_checks
-from panda_dagster.common.metadata import markdown_table
+from panda_dagster.common.jobs import GPU_POOL, MODEL_BACKFILL, TRANSIENT_RETRY
+from panda_dagster.common.metadata import combine_shard_metadata, markdown_table
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.teachers.checks import TEACHER_CAPTIONS_CHECK_SPECS, evaluate_teacher_checks
@@ -46,7 +47,9 @@ def _teacher_resource(context: AssetExecutionContext, name: str):
     deps=["clips"],
     group_name="captions",
     kinds={"pytorch", "duckdb"},
-    pool="gpu",
+    pool=GPU_POOL,
+    retry_policy=TRANSIENT_RETRY,
+    backfill_policy=MODEL_BACKFILL,
     required_resource_keys=REQUIRED_RESOURCE_KEYS,
     check_specs=TEACHER_CAPTIONS_CHECK_SPECS,
     description="Captions for every clip of the shard from every teacher of the models profile (image "
@@ -64,8 +67,6 @@ def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConf
     from panda_dagster.lib.teachers.records import AsrTranscript, TeacherCaption, TeacherFailure, rows_from_frame
     from panda_dagster.lib.teachers.registry import RegistryError, load_registry
 
-    shard = context.partition_key
-    started = time.perf_counter()
     panda: PandaResource = context.resources.panda
     catalog = panda.catalog()
     profile = resolve_models_profile(config.profile or None)
@@ -81,84 +82,91 @@ def teacher_captions(context: AssetExecutionContext, config: TeacherCaptionsConf
         raise Failure(f"`only` names unknown teachers {sorted(unknown)}; profile {profile.name} has "
                       f"{[t.name for t in registry.teachers]}", allow_retries=False)
 
-    clips = clips_from_frame(catalog.read_shard("clips", shard))
-    videos = videos_from_frame(catalog.read_shard("videos", shard))
-    subtitle_cues = cues_from_frame(catalog.read_shard("subtitles", shard))
-    context.log.info(f"shard {shard}: {len(clips)} clips of {len(videos)} videos, profile {profile.name}, "
-                     f"teachers {[t.name for t in teachers]}")
+    # A backfill run may hand this step several shards: each model is loaded once for all of them.
+    metadata_by_shard, outcomes, unavailable = {}, {}, {}
+    for shard in context.partition_keys:
+        started = time.perf_counter()
+        clips = clips_from_frame(catalog.read_shard("clips", shard))
+        videos = videos_from_frame(catalog.read_shard("videos", shard))
+        subtitle_cues = cues_from_frame(catalog.read_shard("subtitles", shard))
+        context.log.info(f"shard {shard}: {len(clips)} clips of {len(videos)} videos, profile {profile.name}, "
+                         f"teachers {[t.name for t in teachers]}")
 
-    # ASR first: its cues feed the narration teacher and the metadata prompts.
-    asr_cues: list[SubtitleCue] = []
-    n_asr = 0
-    if registry.asr is not None and config.asr:
-        asr_resource = context.resources.teacher_asr
-        asr = transcribe_shard(
-            shard, registry.asr, videos.values(), subtitle_cues,
-            existing_cues=rows_from_frame(catalog.read_shard("asr_subtitles", shard), SubtitleCue),
-            existing_transcripts=rows_from_frame(catalog.read_shard("asr_transcripts", shard), AsrTranscript),
-            runner_factory=asr_resource.asr_runner, progress=context.log.info,
+        # ASR first: its cues feed the narration teacher and the metadata prompts.
+        asr_cues: list[SubtitleCue] = []
+        n_asr = 0
+        if registry.asr is not None and config.asr:
+            asr_resource = context.resources.teacher_asr
+            asr = transcribe_shard(
+                shard, registry.asr, videos.values(), subtitle_cues,
+                existing_cues=rows_from_frame(catalog.read_shard("asr_subtitles", shard), SubtitleCue),
+                existing_transcripts=rows_from_frame(catalog.read_shard("asr_transcripts", shard), AsrTranscript),
+                runner_factory=asr_resource.asr_runner, progress=context.log.info,
+            )
+            catalog.replace_shard("asr_subtitles", shard, asr.cues)
+            catalog.replace_shard("asr_transcripts", shard, asr.transcripts)
+            asr_cues, n_asr = asr.cues, asr.n_transcribed
+            for t in asr.transcripts:
+                if t.status == "failed":
+                    context.log.warning(f"ASR failed for {t.video_id}: {t.reason}")
+
+        s3_client = None
+        if any(uri.startswith("s3://") for clip in clips for uri in clip.keyframe_uris):
+            s3_client = panda.s3_client()
+
+        def runner_for(spec):
+            return _teacher_resource(context, spec.name).runner(spec, s3_client)
+
+        previous_captions = rows_from_frame(catalog.read_shard("teacher_captions", shard), TeacherCaption)
+        previous_failures = rows_from_frame(catalog.read_shard("teacher_failures", shard), TeacherFailure)
+        result = caption_shard(
+            shard, teachers, clips, videos, subtitle_cues + asr_cues_as_inputs(asr_cues),
+            profile=profile.name, existing_captions=previous_captions, existing_failures=previous_failures,
+            runner_factory=runner_for, progress=context.log.info, retry_failures=config.retry_failures,
         )
-        catalog.replace_shard("asr_subtitles", shard, asr.cues)
-        catalog.replace_shard("asr_transcripts", shard, asr.transcripts)
-        asr_cues, n_asr = asr.cues, asr.n_transcribed
-        for t in asr.transcripts:
-            if t.status == "failed":
-                context.log.warning(f"ASR failed for {t.video_id}: {t.reason}")
+        if config.only:  # keep the other teachers' rows: `only` narrows the work, not the table
+            kept = {t.name for t in teachers}
+            result.captions += [c for c in previous_captions if c.teacher not in kept]
+            result.failures += [f for f in previous_failures if f.teacher not in kept]
+        catalog.replace_shard("teacher_captions", shard, result.captions)
+        catalog.replace_shard("teacher_failures", shard, result.failures)
+        unavailable.update(result.unavailable)
+        for failure in result.failures[:20]:
+            context.log.warning(f"{failure.teacher} failed on clip {failure.clip_id}: {failure.reason}")
 
-    s3_client = None
-    if any(uri.startswith("s3://") for clip in clips for uri in clip.keyframe_uris):
-        s3_client = panda.s3_client()
-
-    def runner_for(spec):
-        return _teacher_resource(context, spec.name).runner(spec, s3_client)
-
-    previous_captions = rows_from_frame(catalog.read_shard("teacher_captions", shard), TeacherCaption)
-    previous_failures = rows_from_frame(catalog.read_shard("teacher_failures", shard), TeacherFailure)
-    result = caption_shard(
-        shard, teachers, clips, videos, subtitle_cues + asr_cues_as_inputs(asr_cues),
-        profile=profile.name, existing_captions=previous_captions, existing_failures=previous_failures,
-        runner_factory=runner_for, progress=context.log.info, retry_failures=config.retry_failures,
-    )
-    if config.only:  # keep the other teachers' rows: `only` narrows the work, not the table
-        kept = {t.name for t in teachers}
-        result.captions += [c for c in previous_captions if c.teacher not in kept]
-        result.failures += [f for f in previous_failures if f.teacher not in kept]
-    catalog.replace_shard("teacher_captions", shard, result.captions)
-    catalog.replace_shard("teacher_failures", shard, result.failures)
-    if result.unavailable:
+        per_teacher = [
+            {"teacher": s.teacher, "kind": s.kind, "model_id": s.model_id,
+             "captions": sum(1 for c in result.captions if c.teacher == s.teacher),
+             "failures": sum(1 for f in result.failures if f.teacher == s.teacher), "cached": s.n_cached,
+             "generated": s.n_generated, "failed_now": s.n_failed, "mean_chars": s.mean_chars,
+             "clips_per_s": s.clips_per_s, "batch_size": s.batch_size, "oom_backoffs": s.oom_events}
+            for s in result.stats
+        ]
+        sample_clips = [c.clip_id for c in clips[:3]]
+        samples = [{"clip_id": c.clip_id[:8], "teacher": c.teacher, "caption": c.caption}
+                   for clip_id in sample_clips for c in result.captions if c.clip_id == clip_id]
+        elapsed = time.perf_counter() - started
+        metadata_by_shard[shard] = {
+            "profile": profile.name,
+            "models": MetadataValue.text(profile.label),
+            "n_clips": len(clips),
+            "teachers": len(teachers),
+            "n_captions": len(result.captions),
+            "n_failures": len(result.failures),
+            "n_generated_now": result.n_generated,
+            "n_asr_videos_transcribed": n_asr,
+            "n_asr_cues": len(asr_cues),
+            "per_teacher": MetadataValue.md(markdown_table(per_teacher)),
+            "per_teacher_counts": MetadataValue.json({r["teacher"]: r["captions"] for r in per_teacher}),
+            "sample_captions": MetadataValue.md(markdown_table(samples, limit=30)),
+            "seconds": round(elapsed, 2),
+        }
+        outcomes[shard] = evaluate_teacher_checks(catalog, shard, selected_checks(context))
+    if unavailable:
         raise Failure(
             "teacher model(s) unavailable; the other teachers' captions were written:\n"
-            + "\n".join(f"- {message}" for message in result.unavailable.values()),
+            + "\n".join(f"- {message}" for message in unavailable.values()),
             allow_retries=False,
         )
-    for failure in result.failures[:20]:
-        context.log.warning(f"{failure.teacher} failed on clip {failure.clip_id}: {failure.reason}")
-
-    per_teacher = [
-        {"teacher": s.teacher, "kind": s.kind, "model_id": s.model_id,
-         "captions": sum(1 for c in result.captions if c.teacher == s.teacher),
-         "failures": sum(1 for f in result.failures if f.teacher == s.teacher), "cached": s.n_cached,
-         "generated": s.n_generated, "failed_now": s.n_failed, "mean_chars": s.mean_chars,
-         "clips_per_s": s.clips_per_s, "batch_size": s.batch_size, "oom_backoffs": s.oom_events}
-        for s in result.stats
-    ]
-    sample_clips = [c.clip_id for c in clips[:3]]
-    samples = [{"clip_id": c.clip_id[:8], "teacher": c.teacher, "caption": c.caption}
-               for clip_id in sample_clips for c in result.captions if c.clip_id == clip_id]
-    elapsed = time.perf_counter() - started
-    yield MaterializeResult(metadata={
-        "profile": profile.name,
-        "models": MetadataValue.text(profile.label),
-        "n_clips": len(clips),
-        "n_teachers": len(teachers),
-        "n_captions": len(result.captions),
-        "n_failures": len(result.failures),
-        "n_generated_now": result.n_generated,
-        "n_asr_videos_transcribed": n_asr,
-        "n_asr_cues": len(asr_cues),
-        "per_teacher": MetadataValue.md(markdown_table(per_teacher)),
-        "per_teacher_counts": MetadataValue.json({r["teacher"]: r["captions"] for r in per_teacher}),
-        "sample_captions": MetadataValue.md(markdown_table(samples, limit=30)),
-        "seconds": round(elapsed, 2),
-    })
-    yield from check_events(context, {shard: evaluate_teacher_checks(catalog, shard, selected_checks(context))})
+    yield MaterializeResult(metadata=combine_shard_metadata(metadata_by_shard))
+    yield from check_events(context, outcomes)
