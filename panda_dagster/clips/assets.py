@@ -51,6 +51,9 @@ class ClipsConfig(Config):
     sample_short_side: int = Field(default=_DEFAULTS.sample_short_side, description="Short side of sampled frames / key frames, pixels")
     skip_loop_filter: str = Field(default=_DEFAULTS.skip_loop_filter, description="Decoder deblocking skipped for: none, noref, "
                                   "bidir or all frames (faster; 'all' can cause false cuts)")
+    decode_segments: int = Field(default=_DEFAULTS.decode_segments, description="Decode one long video in "
+                                 "this many parallel segments (content/adaptive detectors; identical results): "
+                                 "0 = auto (one per idle core for videos >= 60 s), 1 = sequential")
     write_clip_files: bool = Field(default=False, description="Also cut every clip into its own MP4 in storage")
     cut_mode: str = Field(default="copy", description="Clip files: copy (stream copy from the first keyframe "
                           "in the clip) or reencode (frame-exact H.264)")
@@ -68,7 +71,7 @@ def _split_config(config: ClipsConfig):
         narration_min_time_s=config.narration_min_time_s, narration_min_words=config.narration_min_words,
         narration_max_gap_s=config.narration_max_gap_s, keyframes_per_clip=config.keyframes_per_clip,
         sample_fps=config.sample_fps, sample_short_side=config.sample_short_side,
-        skip_loop_filter=config.skip_loop_filter,
+        skip_loop_filter=config.skip_loop_filter, decode_segments=config.decode_segments,
     )
 
 

@@ -2,6 +2,7 @@
 
 Modules (no Dagster imports; heavy libraries are imported inside functions):
   decode      one threaded low-resolution decode pass that feeds detectors and keeps sparse samples
+  segmented   one long video decoded as parallel keyframe-to-keyframe stretches, joined exactly
   detectors   ContentDetector / AdaptiveDetector scoring (PySceneDetect semantics) and TransNetV2
   shots       Shot records, cuts -> shots, splitting of long shots
   stitching   Panda-70M style event stitching over image embeddings

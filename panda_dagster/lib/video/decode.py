@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,70 @@ def probe_fps(stream) -> float:
     return 0.0
 
 
+def on_sample_grid(t: float, t_previous: float | None, step: float) -> bool:
+    """Whether a frame at `t` (previous frame at `t_previous`) is the first at or after a multiple of `step`.
+
+    The grid is anchored at time 0, not at the first frame, so whether a frame is sampled depends only on
+    its own and its predecessor's time: segments decoded in parallel pick exactly the sequential samples.
+    A coarser grid (step doubled) selects a subset of the finer one's frames.
+    """
+    return t_previous is None or math.floor(t / step) > math.floor(t_previous / step)
+
+
+def base_sample_step(header_duration: float | None, max_seconds: float | None, sample_fps: float,
+                     max_samples: int) -> float:
+    """Sampling period: 1 / sample_fps, stretched so that `max_samples` cover the expected length."""
+    if sample_fps <= 0 or max_samples <= 0:
+        return math.inf
+    step = 1.0 / sample_fps
+    expected = min(header_duration or 0.0, max_seconds or math.inf)
+    if expected and expected * sample_fps > max_samples:
+        step = expected / max_samples
+    return step
+
+
+def select_samples(candidates: Sequence[FrameSample], times_s: np.ndarray, step: float,
+                   max_samples: int) -> list[FrameSample]:
+    """The candidates on the sample grid (previous frame from `times_s`), the grid doubled until at most
+    `max_samples` remain: the sequential decoder's rule, applied to a whole video at once."""
+    chosen = list(candidates)
+    while True:
+        chosen = [s for s in chosen
+                  if on_sample_grid(s.time_s, float(times_s[s.index - 1]) if s.index > 0 else None, step)]
+        if len(chosen) <= max_samples:
+            return chosen
+        step *= 2
+
+
+@dataclass
+class FrameFingerprint:
+    """Identity of one decoded frame: two decodes agree on a frame only if all of this is equal."""
+
+    pts: int | None
+    key_frame: bool
+    planes_crc: int  # CRC-32 of the visible pixels of every plane (full resolution)
+    analysis: bytes  # the small BGR analysis frame
+
+
+def _fingerprint(frame, analysis_bgr: np.ndarray) -> FrameFingerprint:
+    # to_ndarray copies only the visible pixels (line padding is undefined); a few frames per join only.
+    pixels = np.ascontiguousarray(frame.to_ndarray())
+    return FrameFingerprint(frame.pts, bool(frame.key_frame), zlib.crc32(pixels.tobytes()), analysis_bgr.tobytes())
+
+
+@dataclass
+class DecodedSegment:
+    """One stretch of a video decoded on its own (see `decode_segment`)."""
+
+    decoded: DecodedVideo  # the segment's own frames, indices from 0
+    sample_step: float  # base sampling period (before any doubling)
+    head: list[FrameFingerprint]  # the segment's first frames
+    tail: list[FrameFingerprint]  # the frames after its end (they belong to the next segment)
+    time_base: float | None = None
+    origin_known: bool = True  # the container gives a start time (segments share the time origin)
+    nominal_fps: float = 0.0  # the stream's frame rate (0 = unknown: fps then comes from the times)
+
+
 def decode_video(
     path: str | Path,
     consumers: Sequence[FrameConsumer] = (),
@@ -194,11 +259,44 @@ def decode_video(
 ) -> DecodedVideo:
     """Decode the first video stream once, calling every consumer with each small BGR frame.
 
-    `sample_fps` RGB frames per second are kept (at most `max_samples`, spread over the header duration);
-    `threads=0` decides from the machine's load (`auto_decoder_threads`), N > 0 uses N decoder threads
-    (1 = no frame threading, e.g. inside a process pool).
+    RGB samples are kept on a `1 / sample_fps` grid (the first frame at or after each multiple of the
+    period; at most `max_samples`, the period stretched over the header duration, doubled if the video
+    turns out longer); `threads=0` decides from the machine's load (`auto_decoder_threads`), N > 0 uses N
+    decoder threads (1 = no frame threading, e.g. inside a process pool).
     Corrupt packets are skipped and recorded; after MAX_DECODE_ERRORS the rest of the file is abandoned
     and `truncated_reason` says so. Raises VideoDecodeError only when nothing can be decoded at all.
+    """
+    return decode_segment(path, consumers, sample_fps=sample_fps, sample_short_side=sample_short_side,
+                          max_samples=max_samples, max_seconds=max_seconds, threads=threads,
+                          skip_loop_filter=skip_loop_filter, effective_width=effective_width).decoded
+
+
+def decode_segment(
+    path: str | Path,
+    consumers: Sequence[FrameConsumer] = (),
+    *,
+    sample_fps: float = 2.0,
+    sample_short_side: int = 224,
+    max_samples: int = 2400,
+    max_seconds: float | None = None,
+    threads: int = 0,
+    skip_loop_filter: str | None = "noref",
+    effective_width: int = ANALYSIS_WIDTH,
+    start_pts: int | None = None,
+    stop_pts: int | None = None,
+    edge_frames: int = 0,
+    sample_capacity: int | None = None,
+) -> DecodedSegment:
+    """`decode_video` restricted to the frames with start_pts <= pts < stop_pts (stream time base).
+
+    With `start_pts`, decoding seeks to the keyframe at or before it and drops the earlier frames; the
+    first frame then has no predecessor (score 0, always a sample candidate). With `stop_pts`, the first
+    frame at or past it is still passed to the consumers (so a scorer scores the next segment's first frame
+    against its true predecessor) and `edge_frames` frames from there are fingerprinted in `tail`; the
+    first `edge_frames` own frames are fingerprinted in `head`. A caller joining segments compares one's
+    tail with the next one's head to prove that the seek produced exactly the sequential frames.
+    `sample_capacity` (default `max_samples`): samples kept before the grid is doubled; the period itself
+    always follows `max_samples`.
     """
     import av
 
@@ -217,6 +315,7 @@ def decode_video(
         if skip_loop_filter and skip_loop_filter != "none":
             stream.codec_context.options = {"skip_loop_filter": skip_loop_filter}
         fps = probe_fps(stream)
+        nominal_fps = fps
         nominal_step = 1.0 / fps if fps > 0 else 1.0 / 25.0
         width = int(stream.codec_context.width or 0)
         height = int(stream.codec_context.height or 0)
@@ -231,17 +330,18 @@ def decode_video(
             origin = float(stream.start_time * stream.time_base)
         else:
             origin = None
+        origin_known = origin is not None
 
-        # Sparse samples: spread `max_samples` over the expected length when sample_fps would exceed it.
-        expected = min(header_duration or 0.0, max_seconds or math.inf)
-        sample_step = 1.0 / sample_fps if sample_fps > 0 else math.inf
-        if expected and expected * sample_fps > max_samples:
-            sample_step = expected / max_samples
-        next_sample_t = -math.inf
+        base_step = base_sample_step(header_duration, max_seconds, sample_fps, max_samples)
+        capacity = max_samples if sample_capacity is None else sample_capacity
+        sample_step = base_step
 
         times: list[float] = []
         keys: list[bool] = []
         samples: list[FrameSample] = []
+        sample_previous: list[float | None] = []  # time of the frame before each sample (grid re-checks)
+        head: list[FrameFingerprint] = []
+        tail: list[FrameFingerprint] = []
         errors: list[str] = []
         truncated: str | None = None
         stopped_at_max = False
@@ -250,9 +350,28 @@ def decode_video(
         s_size: tuple[int, int] | None = None
         last_duration = nominal_step
         time_base = float(stream.time_base) if stream.time_base is not None else None
+        started_segment = start_pts is None
+        past_stop = False
 
         def handle(frame) -> bool:
-            nonlocal size, s_size, next_sample_t, sample_step, repairs, origin, last_duration, width, height
+            nonlocal size, s_size, sample_step, repairs, origin, last_duration, width, height
+            nonlocal started_segment, past_stop
+            if not started_segment:
+                if frame.pts is None or frame.pts < start_pts:
+                    return True  # before this segment (or undecodable leading frames of an open GOP)
+                started_segment = True
+            if past_stop or (stop_pts is not None and frame.pts is not None and frame.pts >= stop_pts):
+                # The next segment's frames: the first is still scored here, the edge is fingerprinted.
+                if size is None:
+                    past_stop = True
+                    return False
+                small = _analysis_bgr(frame, size)
+                if not past_stop:
+                    for consume in consumers:
+                        consume(len(times), math.nan, small)
+                past_stop = True
+                tail.append(_fingerprint(frame, small))
+                return len(tail) < edge_frames
             if size is None:
                 width, height = frame.width, frame.height
                 size = analysis_size(width, height, effective_width)
@@ -275,22 +394,29 @@ def decode_video(
             if frame.duration and time_base is not None:
                 last_duration = frame.duration * time_base
             index = len(times)
+            previous_t = times[-1] if times else None
             times.append(t)
             keys.append(bool(frame.key_frame))
-            if consumers:
+            small = None
+            if consumers or len(head) < edge_frames:
                 small = _analysis_bgr(frame, size)
                 for consume in consumers:
                     consume(index, t, small)
-            if t >= next_sample_t and sample_step < math.inf:
+            if len(head) < edge_frames:
+                head.append(_fingerprint(frame, small))
+            if sample_step < math.inf and on_sample_grid(t, previous_t, sample_step):
                 samples.append(FrameSample(index, t, _sample_rgb(frame, s_size)))
-                if len(samples) > max_samples:  # longer than the header said: keep every other one
-                    samples[:] = samples[::2]
+                sample_previous.append(previous_t)
+                while len(samples) > capacity:  # longer than the header said: coarser grid
                     sample_step *= 2
-                next_sample_t = (t if next_sample_t == -math.inf else next_sample_t) + sample_step
-                if next_sample_t <= t:  # catch up after a gap (VFR, dropped frames)
-                    next_sample_t = t + sample_step
+                    keep = [i for i, (s, p) in enumerate(zip(samples, sample_previous))
+                            if on_sample_grid(s.time_s, p, sample_step)]
+                    samples[:] = [samples[i] for i in keep]
+                    sample_previous[:] = [sample_previous[i] for i in keep]
             return True
 
+        if start_pts is not None:
+            container.seek(int(start_pts), backward=True, any_frame=False, stream=stream)
         packets = container.demux(stream)
         while True:
             try:
@@ -312,7 +438,7 @@ def decode_video(
             for frame in frames:
                 if not handle(frame):
                     keep_going = False
-                    stopped_at_max = True
+                    stopped_at_max = not past_stop
                     break
             if not keep_going:
                 break
@@ -323,7 +449,7 @@ def decode_video(
     end_s = float(times_arr[-1] + last_duration) if len(times_arr) else 0.0
     if fps <= 0 and len(times_arr) > 1:
         fps = (len(times_arr) - 1) / max(1e-9, times_arr[-1] - times_arr[0])
-    return DecodedVideo(
+    decoded = DecodedVideo(
         path=path,
         codec=stream.codec_context.name,
         width=width,
@@ -341,3 +467,4 @@ def decode_video(
         decode_wall_s=time.perf_counter() - started,
         pts_repairs=repairs,
     )
+    return DecodedSegment(decoded, base_step, head, tail, time_base, origin_known, nominal_fps)

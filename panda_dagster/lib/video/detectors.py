@@ -265,14 +265,18 @@ class DetectorRun:
     def __call__(self, index: int, time_s: float, bgr: np.ndarray) -> None:
         self.consumer(index, time_s, bgr)
 
-    def finish(self) -> Detection:
+    def finish(self, scores: np.ndarray | None = None) -> Detection:
+        """The cuts. `scores`: content scores computed elsewhere (segmented decoding) instead of the
+        consumer's own (content and adaptive only)."""
         cfg = self.config
+        if scores is not None and cfg.name == "transnetv2":
+            raise ValueError("precomputed scores are HSV content scores; transnetv2 needs its frames")
         if cfg.name == "transnetv2":
             frames = np.stack(self.consumer.frames) if self.consumer.frames else np.zeros((0, 27, 48, 3), np.uint8)
             probabilities = transnet_probabilities(frames, cfg.device)
             cuts, gradual = transnet_cuts(probabilities, cfg.transnet_threshold, cfg.min_scene_len)
             return Detection(cfg.name, cuts, probabilities, gradual)
-        scores = self.consumer.scores
+        scores = self.consumer.scores if scores is None else np.asarray(scores, dtype=np.float64)
         if cfg.name == "content":
             cuts = content_cuts(scores, cfg.threshold, cfg.min_scene_len, cfg.flash_filter)
         else:

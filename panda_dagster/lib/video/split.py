@@ -5,6 +5,7 @@ the `clips` asset for those)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -72,6 +73,11 @@ class SplitConfig:
     # is faster still but lets blocking drift through a GOP (false cuts on 4:4:4 and Baseline files).
     skip_loop_filter: str = "noref"  # none | noref | bidir | all
     threads: int = 0  # decoder threads; 0 = all cores unless the machine is saturated (then 1)
+    # Content/adaptive detectors only: decode one video as this many stretches between keyframes in
+    # parallel processes, joined into exactly the sequential result (see lib/video/segmented.py).
+    # 0 = auto: one per free core for videos of at least 60 s; 1 = always sequential; N >= 2 forces N
+    # (even for short videos). Falls back to sequential when a join cannot be proven exact.
+    decode_segments: int = 0
     device: str = "auto"  # TransNetV2
 
     def __post_init__(self) -> None:
@@ -81,6 +87,8 @@ class SplitConfig:
             raise ValueError(f"skip_loop_filter must be none, noref, bidir or all, got {self.skip_loop_filter!r}")
         if self.long_shot_s < self.max_shot_s:
             raise ValueError(f"long_shot_s ({self.long_shot_s}) must be >= max_shot_s ({self.max_shot_s})")
+        if self.decode_segments < 0:
+            raise ValueError(f"decode_segments must be >= 0 (0 = auto), got {self.decode_segments}")
         # Fail on bad values now, not once per video later.
         self.detector_config()
         self.stitch_config()
@@ -222,6 +230,33 @@ def _empty_result(path: str, config: SplitConfig, reason: str, decoded: DecodedV
         partial_reason=decoded.partial_reason() if decoded else None, timings=timings or {}, decoded=decoded)
 
 
+def _decode_segmented(path: str, cfg: SplitConfig) -> tuple[DecodedVideo | None, np.ndarray | None, int]:
+    """Segment-parallel decode and scoring when it applies: (decoded, scores, segments used), or
+    (None, None, 1) for the sequential path."""
+    from panda_dagster.lib.video import segmented
+
+    if cfg.detector not in ("content", "adaptive") or cfg.decode_segments == 1:
+        return None, None, 1
+    if cfg.decode_segments >= 2:
+        n_segments = cfg.decode_segments
+    else:
+        duration = segmented.probe_duration(path)
+        if duration is not None and cfg.max_video_s is not None:
+            duration = min(duration, cfg.max_video_s)
+        n_segments = segmented.auto_segment_count(duration)
+    if n_segments < 2:
+        return None, None, 1
+    weights = cfg.detector_config().weights
+    decoded, scores, reason = segmented.decode_scores_segmented(
+        path, weights, n_segments, sample_fps=cfg.sample_fps, sample_short_side=cfg.sample_short_side,
+        max_samples=cfg.max_samples, max_seconds=cfg.max_video_s, skip_loop_filter=cfg.skip_loop_filter,
+        threads_per_segment=max(1, cfg.threads))
+    if decoded is None:
+        logging.getLogger(__name__).info("%s: sequential decode (%s)", path, reason)
+        return None, None, 1
+    return decoded, scores, n_segments
+
+
 def split_video(
     path: str | Path,
     config: SplitConfig | None = None,
@@ -242,13 +277,17 @@ def split_video(
     timings: dict[str, float] = {}
     detector_run = DetectorRun(cfg.detector_config())
     started = time.perf_counter()
-    try:
-        decoded = decode_video(path, [detector_run], sample_fps=cfg.sample_fps,
-                               sample_short_side=cfg.sample_short_side, max_samples=cfg.max_samples,
-                               max_seconds=cfg.max_video_s, threads=cfg.threads, skip_loop_filter=cfg.skip_loop_filter)
-    except VideoDecodeError as exc:
-        return _empty_result(path, cfg, f"undecodable: {exc}")
+    decoded, segmented_scores, segments = _decode_segmented(path, cfg)
+    if decoded is None:
+        try:
+            decoded = decode_video(path, [detector_run], sample_fps=cfg.sample_fps,
+                                   sample_short_side=cfg.sample_short_side, max_samples=cfg.max_samples,
+                                   max_seconds=cfg.max_video_s, threads=cfg.threads,
+                                   skip_loop_filter=cfg.skip_loop_filter)
+        except VideoDecodeError as exc:
+            return _empty_result(path, cfg, f"undecodable: {exc}")
     timings["decode_s"] = time.perf_counter() - started
+    timings["decode_segments"] = float(segments)
     if decoded.n_frames <= 1:
         reason = f"only {decoded.n_frames} decodable frame(s)"
         if decoded.decode_errors:
@@ -256,7 +295,7 @@ def split_video(
         return _empty_result(path, cfg, reason, decoded, timings)
 
     t0 = time.perf_counter()
-    detection = detector_run.finish()
+    detection = detector_run.finish(segmented_scores)
     timings["detect_s"] = time.perf_counter() - t0
     shots = shots_from_cuts(detection.cuts, decoded.times_s, decoded.end_s)
     pieces = split_long_shots(shots, decoded.times_s, decoded.end_s, cfg.long_shot_s, cfg.max_shot_s)
@@ -352,7 +391,7 @@ def split_videos(paths: Sequence[str | Path], config: SplitConfig | None = None,
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(paths) <= 1:
         return [_split_worker((str(p), cfg, models_profile, keep_samples)) for p in paths]
-    per_video = dataclasses.replace(cfg, threads=1)
+    per_video = dataclasses.replace(cfg, threads=1, decode_segments=1)  # the pool already fills the cores
     jobs = [(str(p), per_video, models_profile, keep_samples) for p in paths]
     import multiprocessing
 
