@@ -63,13 +63,13 @@ def main() -> int:
     corpus = home / "demo_corpus"
     if not any(corpus.glob("*.mp4")):
         _banner("rendering the demo corpus (scenes with known cuts, dissolves, fades, subtitles)")
-        videos = make_demo_corpus(corpus, seed=0)
+        videos = make_demo_corpus(corpus, n_videos=8, seed=0)
         for v in videos:
             print(f"  {v.path.name}: {v.n_frames} frames, cuts at {v.cut_frames}, gradual {v.gradual}")
 
     _banner("ingest")
     instance = dagster_instance()
-    plan = ingest_source(corpus, panda.catalog(), panda.storage(), shard_size=2, prefix="demo")
+    plan = ingest_source(corpus, panda.catalog(), panda.storage(), shard_size=4, prefix="demo")
     if plan.keys:
         instance.add_dynamic_partitions(video_shards.name, plan.keys)
     shards = sorted(k for k in instance.get_dynamic_partitions(video_shards.name) if k.startswith("demo-"))
@@ -92,10 +92,8 @@ def main() -> int:
 
     _banner("done")
     catalog = panda.catalog()
-    counts = catalog.query(
-        "SELECT (SELECT count(*) FROM videos) AS videos, (SELECT count(*) FROM subtitles) AS subtitle_cues, "
-        "(SELECT count(*) FROM quarantine) AS quarantined"
-    ).iloc[0]
+    tables = ["videos", "subtitles", "quarantine", "clips", "teacher_captions", "selected_captions", "eval_metrics"]
+    counts = catalog.query("SELECT " + ", ".join(f"(SELECT count(*) FROM {t}) AS {t}" for t in tables)).iloc[0]
     print(f"catalog: {catalog.path}  ({', '.join(f'{k}={v}' for k, v in counts.items())})")
     print(f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog.path}', read_only=True).sql('SELECT * FROM videos'))\"")
     report = home / "reports" / "dataset_report.html"

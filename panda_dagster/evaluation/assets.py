@@ -183,8 +183,8 @@ def retrieval_benchmark(context: AssetExecutionContext, config: RetrievalBenchma
         "n_results": len(records),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    if result is not None and result.comparison is not None:
-        table = result.table()
+    table = result.table() if result is not None and result.comparison is not None else None
+    if table is not None and not table.empty:  # empty when every text source had too few clips to train
         own = table[(table.eval_set == "heldout") & (table.train_text == table.eval_text)]
         metadata["heldout"] = MetadataValue.md(markdown_table(
             own[["train_text", "direction", "r1", "r5", "r10", "median_rank", "n_queries"]].to_dict(orient="records")))
