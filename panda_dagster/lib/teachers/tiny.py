@@ -134,6 +134,13 @@ def _build_blip(out: Path) -> None:
     processor.save_pretrained(out)
 
 
+def _set_generation_ids(model, bos: int, eos: int, pad: int) -> None:
+    """Generation needs the special ids of our offline tokenizer, not the config class defaults."""
+    model.generation_config.bos_token_id = bos
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
+
+
 def _build_git(out: Path) -> None:
     from transformers import BertTokenizer, CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
 
@@ -149,9 +156,7 @@ def _build_git(out: Path) -> None:
         pad_token_id=vocab["[PAD]"], num_image_with_embedding=None,
     )
     model = GitForCausalLM(config)
-    model.generation_config.bos_token_id = vocab["[CLS]"]
-    model.generation_config.eos_token_id = vocab["[SEP]"]
-    model.generation_config.pad_token_id = vocab["[PAD]"]
+    _set_generation_ids(model, bos=vocab["[CLS]"], eos=vocab["[SEP]"], pad=vocab["[PAD]"])
     model.save_pretrained(out)
     processor.save_pretrained(out)
 
@@ -181,9 +186,7 @@ def _build_blip2(out: Path) -> None:
         num_query_tokens=num_query_tokens, image_token_index=ids["<image>"],
     )
     model = Blip2ForConditionalGeneration(config)
-    model.generation_config.bos_token_id = ids["</s>"]
-    model.generation_config.eos_token_id = ids["</s>"]
-    model.generation_config.pad_token_id = ids["<pad>"]
+    _set_generation_ids(model, bos=ids["</s>"], eos=ids["</s>"], pad=ids["<pad>"])
     model.save_pretrained(out)
     processor.save_pretrained(out)
 
