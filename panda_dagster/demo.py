@@ -22,25 +22,6 @@ def _banner(text: str) -> None:
     print(f"\n=== {text} ===", flush=True)
 
 
-def implemented_assets() -> tuple[list[str], list[str]]:
-    """Stages that exist and are built (stubs carry the not-implemented tag)."""
-    from panda_dagster.common.stub import NOT_IMPLEMENTED_TAG
-    from panda_dagster.definitions import defs
-
-    graph = defs.resolve_asset_graph()
-    built = {
-        key.to_user_string()
-        for key in graph.get_all_asset_keys()
-        if NOT_IMPLEMENTED_TAG not in (graph.get(key).tags or {})
-    }
-    partitioned = []
-    for name in PARTITIONED_STAGES:  # a stage runs only if every stage before it is built
-        if name not in built:
-            break
-        partitioned.append(name)
-    return partitioned, [n for n in GLOBAL_STAGES if n in built]
-
-
 def main() -> int:
     from panda_dagster.commands.common import dagster_instance
     from panda_dagster.common.partitions import video_shards
@@ -75,20 +56,15 @@ def main() -> int:
     shards = sorted(k for k in instance.get_dynamic_partitions(video_shards.name) if k.startswith("demo-"))
     print(f"new shards: {plan.keys or 'none (already ingested)'}; demo shards: {shards}")
 
-    partitioned, global_assets = implemented_assets()
-    missing = [s for s in PARTITIONED_STAGES if s not in partitioned]
-    if missing:
-        print(f"not built yet, skipped: {', '.join(missing)}")
     dagster = str(Path(sys.executable).with_name("dagster"))
     # INFO keeps the run log readable (the default console logger prints every DEBUG engine event).
     quiet = json.dumps({"loggers": {"console": {"config": {"log_level": "INFO"}}}})
     base = [dagster, "asset", "materialize", "-m", "panda_dagster.definitions", "--config-json", quiet]
     for shard in shards:
-        _banner(f"materialize {', '.join(partitioned)} for shard {shard}")
-        subprocess.run([*base, "--select", ",".join(partitioned), "--partition", shard], check=True)
-    if global_assets:
-        _banner(f"materialize {', '.join(global_assets)}")
-        subprocess.run([*base, "--select", ",".join(global_assets)], check=True)
+        _banner(f"materialize {', '.join(PARTITIONED_STAGES)} for shard {shard}")
+        subprocess.run([*base, "--select", ",".join(PARTITIONED_STAGES), "--partition", shard], check=True)
+    _banner(f"materialize {', '.join(GLOBAL_STAGES)}")
+    subprocess.run([*base, "--select", ",".join(GLOBAL_STAGES)], check=True)
 
     _banner("done")
     catalog = panda.catalog()
@@ -97,7 +73,7 @@ def main() -> int:
     print(f"catalog: {catalog.path}  ({', '.join(f'{k}={v}' for k, v in counts.items())})")
     print(f"  query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect('{catalog.path}', read_only=True).sql('SELECT * FROM videos'))\"")
     report = home / "reports" / "dataset_report.html"
-    print(f"report: {report if report.exists() else 'not built yet (dataset_report stage)'}")
+    print(f"report: {report}")
     print(f"artifacts: {panda.storage().uri('shards')}")
     print("web UI: `make ui`, then open http://127.0.0.1:3000 (same instance and catalog)")
     if profile.is_tiny:
