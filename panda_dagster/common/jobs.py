@@ -35,3 +35,16 @@ RANGE_IN_ONE_RUN = BackfillPolicy.single_run()
 # back its own shards.
 SHARDS_PER_MODEL_RUN = 8
 MODEL_BACKFILL = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_MODEL_RUN)
+
+
+class Group:
+    """Asset groups in the web UI, one per stage folder."""
+
+    INGEST = "ingest"
+    TRANSCRIPTS = "transcripts"
+    CLIPS = "clips"
+    FILTERS = "filters"
+    CAPTIONS = "captions"
+    SELECTION = "selection"
+    EVALUATION = "evaluation"
+    EXPORT = "export"
