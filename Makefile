@@ -14,7 +14,7 @@ export PANDA_DAGSTER_LOGS ?= $(PANDA_HOME)/dagster/logs
 export PANDA_MODELS ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps demo test ui lock clean-home bench
+.PHONY: setup system-deps demo test ui lock clean-home bench deploy-test
 
 setup: $(STAMP)
 
@@ -35,16 +35,24 @@ $(STAMP): requirements.lock pyproject.toml
 	  'export PANDA_DAGSTER_LOGS="$$PANDA_HOME/dagster/logs"' >> $(BIN)/activate
 	touch $(STAMP)
 
+# The demo runs the `offline` profile (trained ASR, frame and sentence embedders from PyPI packages;
+# random-weight captioners) unless PANDA_MODELS names another profile. Its speech is spoken by espeak-ng,
+# installed here when missing and run as root with apt-get; otherwise the demo says ASR is skipped.
 demo: setup
-	$(BIN)/python -m panda_dagster.demo
+	@dpkg -s espeak-ng >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "demo: apt-get install espeak-ng (speech for the ASR stage)"; \
+	  ( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null ) \
+	  || echo "demo: installing espeak-ng failed; the demo corpus will have no speech"; \
+	  else echo "demo: espeak-ng missing (needs root and apt-get to install); the demo corpus will have no speech"; fi; }
+	PANDA_MODELS=$(if $(filter auto,$(PANDA_MODELS)),offline,$(PANDA_MODELS)) $(BIN)/python -m panda_dagster.demo
 
 test: setup system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Debian packages some tests drive for real: headless Chromium (web UI test) and a PostgreSQL server
-# (production instance test). Installs only what is missing, only as root with apt-get; otherwise
+# Debian packages some tests drive for real: headless Chromium (web UI test), a PostgreSQL server
+# (production instance test) and espeak-ng (speech for the ASR tests). Installs only what is missing, only as root with apt-get; otherwise
 # says so, and those tests skip with the reason.
-SYSTEM_DEPS := chromium postgresql
+SYSTEM_DEPS := chromium postgresql espeak-ng
 system-deps:
 	@missing=""; for p in $(SYSTEM_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -59,8 +67,22 @@ system-deps:
 ui: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
+# The Docker deployment for real (deploy/deploy_test.py): as root installs docker.io, docker-compose and
+# debootstrap when missing, starts dockerd if none runs, builds the images (a debootstrap base where no
+# registry is reachable; layers cached between runs), runs PostgreSQL, S3, user code, webserver and daemon
+# on 127.0.0.1, pushes one shard through the whole graph in a run container, checks the catalog from S3,
+# tears everything down. Last line: `deploy-test: ok (N assets, R s)` or the reason it failed.
+deploy-test: setup
+	$(BIN)/python deploy/deploy_test.py
+
+# Per-stage throughput, the baselines (pure decode, stock scenedetect CLI) and one shard of ../shared/videos
+# end to end through `dagster asset materialize`, with Dagster's share from the run's event log
+# (benchmarks/pipeline_bench.py; last line `end-to-end: ...`). BENCH_ARGS adds e.g. `--scaling` (1 vs 2
+# cores), `--compare-executors`, `--copies 5` (a 95-video shard). Shot-detection accuracy against the
+# stock CLI: benchmarks/split_bench.py; the GPU path: benchmarks/gpu_bench.py.
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python benchmarks/split_bench.py
+	$(BIN)/python benchmarks/pipeline_bench.py $(BENCH_ARGS)
 
 # Regenerate the full pin set after editing requirements.txt.
 lock:

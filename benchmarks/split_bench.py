@@ -34,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common import default_videos_dir  # noqa: E402  (benchmarks/common.py: scripts run with benchmarks/ on sys.path)
 from panda_dagster.lib.video.metrics import CutScore, score_cuts  # noqa: E402
 from panda_dagster.lib.video.split import SplitConfig, split_video, split_videos  # noqa: E402
 
@@ -66,14 +67,6 @@ KNOWN_CUTS: dict[str, list[int] | None] = {
 LONG_VIDEOS = {"moviepy_bbb_full_10min.mp4"}
 
 
-def default_videos_dir() -> Path | None:
-    for candidate in (os.environ.get("PANDA_SHARED_VIDEOS"), REPO.parent / "shared" / "videos",
-                      Path("/work/shared/videos")):
-        if candidate and (Path(candidate) / "MANIFEST.tsv").is_file():
-            return Path(candidate)
-    return None
-
-
 def _cpu(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -99,7 +92,7 @@ def run_stock_cli(video: Path) -> tuple[float, float, list[float] | None, str]:
 
 def make_synthetic(folder: Path) -> tuple[Path, float, list[int], list[tuple[int, int]]]:
     """A 720p H.264 video with hard cuts, dissolves and fades through black (cached across runs)."""
-    from panda_dagster.lib.synth import Scene, Transition, render_video
+    from panda_dagster.fixtures.synth import Scene, Transition, render_video
 
     path = folder / "synthetic_720p_cuts_fades_dissolves.mp4"
     meta = path.with_suffix(".truth.json")
@@ -150,8 +143,8 @@ def main() -> int:
 
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start "
           "(other processes may share the cores)")
-    config = SplitConfig(stitch=False, threshold=THRESHOLD, min_scene_len=MIN_SCENE_LEN,
-                         skip_loop_filter=args.skip_loop_filter)
+    config = SplitConfig(stitch=False, skip_loop_filter=args.skip_loop_filter)
+    config.detectors.content.threshold, config.detectors.content.min_scene_len = THRESHOLD, MIN_SCENE_LEN
     print(f"ours: split_video(stitch=False, skip_loop_filter={args.skip_loop_filter}); stock: scenedetect -m "
           f"{MIN_SCENE_LEN} detect-content -t {THRESHOLD} list-scenes")
     header = (f"{'video':38s} {'res':>9s} {'frames':>6s} | {'cli s':>6s} {'cpu s':>6s} {'fps':>5s} | {'ours s':>6s} "

@@ -34,13 +34,10 @@ from panda_dagster.lib.ids import clip_id  # noqa: E402
 from panda_dagster.lib.teachers.engine import caption_shard  # noqa: E402
 from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput  # noqa: E402
 from panda_dagster.lib.teachers.registry import load_registry  # noqa: E402
-from panda_dagster.lib.teachers.runners import (  # noqa: E402
-    ImageCaptionRunner,
-    TextLLMRunner,
-    VideoLLMRunner,
-    resolve_device,
-    resolve_dtype,
-)
+from panda_dagster.lib.models.device import resolve_device, resolve_dtype  # noqa: E402
+from panda_dagster.lib.teachers.kinds.image import ImageCaptionRunner  # noqa: E402
+from panda_dagster.lib.teachers.kinds.text_llm import TextLLMRunner  # noqa: E402
+from panda_dagster.lib.teachers.kinds.video_llm import VideoLLMRunner  # noqa: E402
 from panda_dagster.lib.teachers.tiny import ensure_tiny_model  # noqa: E402
 
 
@@ -188,9 +185,9 @@ def make_inputs(workdir: Path, n_clips: int, clip_s: float = 4.0):
     description = ("A long description of the video with the kind of detail uploaders write: what happens, "
                    "where it was filmed, links and thanks. ") * 4
     videos = {"bench": VideoInput("bench", str(video), "Benchmark test pattern video", description, False, duration)}
-    from panda_dagster.lib.teachers.inputs import CueInput
+    from panda_dagster.lib.records import Cue
 
-    cues = [CueInput("bench", t, t + 2.0, f"and now we explain step {int(t)} of the process in some detail", "file")
+    cues = [Cue(t, t + 2.0, f"and now we explain step {int(t)} of the process in some detail", "bench")
             for t in range(0, int(duration), 2)]
     return clips, videos, cues
 

@@ -8,7 +8,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ["ingest", "split", "label", "report"]
+COMMAND_MODULES = ["ingest", "split", "label", "report", "export", "calibrate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

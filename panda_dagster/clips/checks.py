@@ -16,8 +16,6 @@ CLIPS_CHECK_SPECS = shard_check_specs("clips", blocking={
 
 def evaluate_clips_checks(catalog: Catalog, shard: str, *, min_clip_s: float, max_clip_s: float,
                           max_video_s: float | None, selected: set[str]) -> list[CheckOutcome]:
-    from panda_dagster.lib.video import records as _clips  # noqa: F401  registers the clips table
-
     clips = catalog.read_shard("clips", shard)
     outcomes = []
     if "clips_within_video_and_length" in selected:

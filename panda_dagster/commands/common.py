@@ -13,6 +13,16 @@ def fail(message: str, code: int = 2) -> int:
     return code
 
 
+def add_command(subparsers, name: str, handler, *, summary: str, doc: str):
+    """The subcommand `name`'s parser, run by `handler` (None: its own subcommands set theirs). `summary` is
+    its line in `panda --help`; its `--help` description is `doc` (the command module's docstring) after the
+    first paragraph, which names the command for readers of the code."""
+    parser = subparsers.add_parser(name, help=summary, description=doc.split("\n\n", 1)[-1].strip())
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
 def panda_resource():
     from panda_dagster.common.resources import panda_resource_from_env
 

@@ -1,4 +1,9 @@
-"""`panda label`: human caption choices for fine-tuning the selection model."""
+"""`panda label`: human caption choices for fine-tuning the selection model.
+
+Human labels train the `selection_model` asset: export a self-contained HTML page for a shard, pick the
+best caption per clip (candidates shuffled, teachers hidden) or 'all bad', save the CSV, import it, then
+materialize `selection_model` and re-materialize `selected_captions`.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from panda_dagster.commands.common import fail, panda_resource
+from panda_dagster.commands.common import add_command, fail, panda_resource
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "label",
-        help="label the best caption of clips (export a page, import the CSV it saves)",
-        description="Human labels train the `selection_model` asset: export a self-contained HTML page "
-        "for a shard, pick the best caption per clip (candidates shuffled, teachers hidden) or 'all bad', "
-        "save the CSV, import it, then materialize `selection_model` and re-materialize `selected_captions`.",
-    )
+    p = add_command(subparsers, "label", None, doc=__doc__,
+                    summary="label the best caption of clips (export a page, import the CSV it saves)")
     sub = p.add_subparsers(dest="label_command", required=True, metavar="ACTION")
 
     export = sub.add_parser("export", help="write an HTML labelling page for clips of a shard")
@@ -38,10 +38,9 @@ def register(subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from panda_dagster.lib import tables  # noqa: F401  registers the tables read below
     from panda_dagster.lib.selection.inputs import load_shard_clips
     from panda_dagster.lib.selection.labels import export_label_page, sample_for_labelling
-    from panda_dagster.lib.selection.scorer import keyframe_bytes_reader
+    from panda_dagster.lib.storage import artifact_reader
 
     resource = panda_resource()
     catalog, storage = resource.catalog(), resource.storage()
@@ -55,7 +54,7 @@ def run_export(args: argparse.Namespace) -> int:
     if not sample:
         return fail(f"shard {args.shard!r}: no clip with two or more candidate captions and key frames left to label")
     out = args.out or resource.home_path / "labels" / f"{args.shard}_seed{args.seed}.html"
-    page = export_label_page(sample, keyframe_bytes_reader(storage), out, title=f"Best caption — {args.shard}",
+    page = export_label_page(sample, artifact_reader(storage), out, title=f"Best caption — {args.shard}",
                              seed=args.seed)
     for clip_id, reason in page.skipped:
         print(f"skipped clip {clip_id}: {reason}", file=sys.stderr)
@@ -66,7 +65,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from panda_dagster.lib import tables  # noqa: F401
     from panda_dagster.lib.selection.labels import import_labels
 
     if not args.file.is_file():
@@ -83,7 +81,6 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from panda_dagster.lib import tables  # noqa: F401
     from panda_dagster.lib.selection.finetune import list_selection_models
 
     resource = panda_resource()

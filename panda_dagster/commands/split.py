@@ -1,4 +1,11 @@
-"""`panda split VIDEO`: shot detection and clip splitting for one video, without Dagster or a catalog."""
+"""`panda split VIDEO`: shot detection and clip splitting for one video, without Dagster or a catalog.
+
+Decodes VIDEO once at low resolution, detects shots, splits long shots and stitches them into clips with
+image embeddings (Panda-70M recipe; the model comes from PANDA_MODELS: open_clip, or the trained
+EfficientNet-Lite0 in the offline profile). `shots` is the raw detector segmentation (a cut = the start
+frame of every shot after the first); `clips` the stitched result. With --subtitles, clips follow the
+narration (HowTo100M recipe) instead.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +13,21 @@ import argparse
 import json
 import sys
 
-from panda_dagster.commands.common import fail
+from panda_dagster.commands.common import add_command, fail
 
 
 def register(subparsers) -> None:
-    from panda_dagster.lib.video.detectors import DETECTORS
+    from panda_dagster.lib.video.detectors import DEFAULT_DETECTOR, DETECTORS, detector_class
 
-    p = subparsers.add_parser(
-        "split",
-        help="detect shots in one video and split it into clips (prints a summary or JSON)",
-        description="Decodes VIDEO once at low resolution, detects shots, splits long shots and stitches "
-        "them into clips with open_clip image embeddings (Panda-70M recipe; the model comes from "
-        "PANDA_MODELS). `shots` is the raw detector segmentation (a cut = the start frame of every shot "
-        "after the first); `clips` the stitched result. With --subtitles, clips follow the narration "
-        "(HowTo100M recipe) instead.",
-    )
+    p = add_command(subparsers, "split", run, doc=__doc__,
+                    summary="detect shots in one video and split it into clips (prints a summary or JSON)")
     p.add_argument("video")
-    p.add_argument("--detector", choices=DETECTORS, default="content",
-                   help="content (PySceneDetect ContentDetector, Panda-70M settings; default), adaptive, transnetv2")
-    p.add_argument("--threshold", type=float, default=None, help="content detector threshold (default 25)")
-    p.add_argument("--min-scene-len", type=int, default=None, help="minimum shot length in frames (default 15)")
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                   help="; ".join(f"{name}: {detector_class(name).summary}" for name in DETECTORS)
+                   + f" (default {DEFAULT_DETECTOR})")
+    p.add_argument("--threshold", type=float, default=None, help="the detector's threshold (its own default)")
+    p.add_argument("--min-scene-len", type=int, default=None,
+                   help="minimum shot length in frames, for detectors that have one (default 15)")
     p.add_argument("--no-stitch", action="store_true",
                    help="no embeddings (no model is loaded): clips are the shots >= --min-clip-s, no split quality")
     p.add_argument("--min-clip-s", type=float, default=None, help="drop clips shorter than this (default 2.5)")
@@ -34,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--mode", choices=("visual", "narration", "both", "auto"), default=None,
                    help="which clips: visual (default), narration (default with --subtitles), both, auto")
     p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda (default auto)")
+    p.add_argument("--embedder", default="auto", help="image embedder for stitching: auto (efficientnet_lite0 in "
+                   "the offline profile, else open_clip), open_clip, efficientnet_lite0 (default auto)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.set_defaults(handler=run)
 
 
 def _read_cues(path: str):
@@ -51,11 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.video).is_file():
         return fail(f"no such video file: {args.video}")
-    overrides = {k: v for k, v in (("threshold", args.threshold), ("min_scene_len", args.min_scene_len),
-                                   ("min_clip_s", args.min_clip_s), ("max_video_s", args.max_video_s)) if v is not None}
     mode = args.mode or ("narration" if args.subtitles else "visual")
-    config = SplitConfig(detector=args.detector, stitch=not args.no_stitch, device=args.device, mode=mode,
-                         **overrides)
+    config = SplitConfig(detector=args.detector, stitch=not args.no_stitch, mode=mode, max_video_s=args.max_video_s)
+    if args.min_clip_s is not None:
+        config.stitching.min_clip_s = args.min_clip_s
+    own = getattr(config.detectors, args.detector)  # the chosen detector's parameters
+    for name, value in (("threshold", args.threshold), ("min_scene_len", args.min_scene_len),
+                        ("device", args.device)):
+        if value is not None and hasattr(own, name):
+            setattr(own, name, value)
     cues = None
     if args.subtitles:
         try:
@@ -64,22 +71,22 @@ def run(args: argparse.Namespace) -> int:
             return fail(f"cannot read subtitles {args.subtitles}: {exc}")
     embed, label = None, None
     if config.stitch:  # embeddings: stitching, and the split-quality figure of every clip
-        from panda_dagster.lib.models.openclip import load_open_clip
+        from panda_dagster.lib.video.split import load_split_embedder
 
-        model = load_open_clip(device=args.device)
+        # The profile's frame embedder (EfficientNet-Lite0 in `offline`, else open_clip) with its own distances.
+        model, config, note = load_split_embedder(config, device=args.device, embedder=args.embedder)
         embed, label = model.embed_images, model.label
-        if model.profile == "tiny":
-            from panda_dagster.lib.video.split import TINY_STILL_NOTE, for_tiny_embeddings
-
-            config = for_tiny_embeddings(config)
-            print(f"panda split: stitching with {label}; {TINY_STILL_NOTE}", file=sys.stderr)
+        if note:  # random weights: the still filter is off
+            print(f"panda split: stitching with {label}; {note}", file=sys.stderr)
     result = split_video(args.video, config, embed_images=embed, models_label=label, cues=cues)
     if args.json:
         print(json.dumps(result.to_json_dict(), indent=1))
     else:
         print(f"{result.video}: {result.n_frames} frames, {result.fps:.3f} fps, {result.duration_s:.2f} s, "
               f"detector {result.detector}")
-        print(f"shots ({len(result.shots)}), cuts at frames {result.cuts}")
+        print(f"shots ({len(result.shots)}), boundaries at frames "
+              + ", ".join(str(b.frame) if b.kind == "cut" else f"{b.frame} (gradual {b.start}-{b.end})"
+                          for b in result.boundaries))
         for clip in result.clips:
             quality = "" if clip.split_quality is None else f"  quality {clip.split_quality:.3f}"
             text = f"  \"{clip.narration[:60]}\"" if clip.narration else ""

@@ -1,17 +1,41 @@
 """Jobs over the per-shard assets, and the execution policies every stage shares (retries, pools,
 backfill policies), so operations behave the same across stages."""
-from dagster import AssetSelection, BackfillPolicy, Backoff, Jitter, RetryPolicy, define_asset_job
+from dagster import (
+    AssetSelection,
+    BackfillPolicy,
+    Backoff,
+    Field,
+    Jitter,
+    RetryPolicy,
+    define_asset_job,
+    multi_or_in_process_executor,
+)
 
 from panda_dagster.common.partitions import video_shards
 
-SHARD_ASSETS = ("raw_videos", "clips", "teacher_captions", "selected_captions", "eval_metrics")
+# Every run executes its steps in its own process unless its run config says
+# `execution: {config: {multiprocess: {max_concurrent: N}}}`. Why: the per-shard graph is a chain, so a
+# subprocess per step buys no parallelism, while each one re-imports the code location and torch and
+# sets up its model resources again (measured: ~5-10 s per step on 2 cores, 30-40 % of a 19-video shard's
+# wall time; benchmarks/pipeline_bench.py). In one process the models load once per run (lib/models/cache.py)
+# and pools (`gpu`, `catalog`) and retries apply as before. This is Dagster's own default executor with
+# only the default mode switched.
+IN_PROCESS_UNLESS_CONFIGURED = multi_or_in_process_executor.configured(
+    lambda config: config,
+    name="in_process_unless_configured",
+    config_schema=Field(multi_or_in_process_executor.config_schema.as_field().config_type,
+                        default_value={"in_process": {}}),
+)
+
+SHARD_ASSETS = ("raw_videos", "transcripts", "clips", "clip_filters", "teacher_captions", "selected_captions", "eval_metrics")
 
 # Every per-shard asset, in dependency order: what a new shard needs.
 shard_pipeline_job = define_asset_job(
     name="shard_pipeline",
     selection=AssetSelection.all().roots().downstream() & AssetSelection.assets(*SHARD_ASSETS),
     partitions_def=video_shards,
-    description="raw_videos → clips → teacher_captions → selected_captions → eval_metrics for one shard",
+    description="raw_videos → transcripts → clips → clip_filters → teacher_captions → selected_captions → "
+    "eval_metrics for one shard",
 )
 
 # Concurrency pools (limits in dagster.yaml: one slot each by default). A step in pool `gpu` holds a

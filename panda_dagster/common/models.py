@@ -1,25 +1,60 @@
-"""Base of the resources that hold a model: which models profile and device, resolved once per process."""
+"""Base of the resources that hold a model: which models profile and device, resolved once per process.
+
+This is the only place a run chooses its profile and device (assets' run config does not): every model
+resource (clip embedder, teachers, caption scorer, benchmark features, ASR) derives from it.
+"""
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
+from panda_dagster.lib.models.profiles import ModelsProfile
+
 
 class ModelProfileResource(ConfigurableResource):
-    profile: str = Field(default="", description="Models profile: tiny, default or large; empty = PANDA_MODELS")
+    profile: str = Field(default="", description="Models profile (tiny, default, large, ...); empty = PANDA_MODELS")
     device: str = Field(default="auto", description="auto (CUDA + bf16 autocast when present, else CPU), cpu, cuda:N")
-    _profile: str = PrivateAttr(default="")
+    _resolved: ModelsProfile | None = PrivateAttr(default=None)
+    _profile: str = PrivateAttr(default="")  # the resolved profile's name (subclasses read it)
     _device: str = PrivateAttr(default="cpu")
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        from panda_dagster.lib.models.openclip import resolve_device
+        from panda_dagster.lib.models.device import resolve_device
         from panda_dagster.lib.models.profiles import resolve_models_profile
 
         self._device = resolve_device(self.device)
-        resolved = resolve_models_profile(self.profile or None)
-        self._profile = resolved.name
+        self._resolved = resolve_models_profile(self.profile or None)
+        self._profile = self._resolved.name
         if context.log:
-            context.log.debug(f"{type(self).__name__}: profile {resolved.name} ({resolved.reason}), device {self._device}")
+            context.log.debug(f"{type(self).__name__}: profile {self._resolved.name} ({self._resolved.reason}), "
+                              f"device {self._device}")
+
+    @property
+    def models_profile(self) -> ModelsProfile:
+        """The resolved profile (name, why it was chosen, is_tiny, label)."""
+        if self._resolved is None:  # used outside a run (tests, CLI): resolve now
+            from panda_dagster.lib.models.profiles import resolve_models_profile
+
+            self._resolved = resolve_models_profile(self.profile or None)
+            self._profile = self._resolved.name
+        return self._resolved
 
     @property
     def profile_name(self) -> str:
-        return self._profile
+        return self.models_profile.name
+
+    @property
+    def profile_reason(self) -> str:
+        return self.models_profile.reason
+
+    @property
+    def resolved_device(self) -> str:
+        return self._device
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.models_profile.is_tiny
+
+    @property
+    def models_label(self) -> str:
+        """TINY_LABEL for the random-weight profile, else the profile name (reports print it)."""
+        return self.models_profile.label

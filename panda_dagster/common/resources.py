@@ -8,7 +8,6 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from panda_dagster.lib import tables  # noqa: F401  registers every catalog table
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.settings import panda_home
 from panda_dagster.lib.storage import LocalStorage, S3Storage, Storage
@@ -16,8 +15,8 @@ from panda_dagster.lib.storage import LocalStorage, S3Storage, Storage
 
 class PandaResource(ConfigurableResource):
     """PANDA_HOME (catalog, caches, logs) plus artifact storage: a local folder, or S3 when
-    `s3_bucket` is set (clients come from dagster-aws' S3Resource, so endpoint and credentials are
-    configured the usual AWS way)."""
+    `s3_bucket` is set (clients from `lib.storage.s3_client`: botocore retries and timeouts; endpoint
+    and credentials configured the usual AWS way, never in config)."""
 
     home: str = Field(default="", description="Data home; empty = $PANDA_HOME or ./.panda")
     s3_bucket: str = Field(default="", description="Store artifacts in this S3 bucket (empty = local files)")
@@ -32,9 +31,9 @@ class PandaResource(ConfigurableResource):
         return Catalog(self.home_path)
 
     def s3_client(self):
-        from dagster_aws.s3 import S3Resource
+        from panda_dagster.lib.storage import s3_client  # retries 5xx/throttling/timeouts (botocore 'standard')
 
-        return S3Resource(endpoint_url=self.s3_endpoint_url or None).get_client()
+        return s3_client(self.s3_endpoint_url or None)
 
     def storage(self) -> Storage:
         if self.s3_bucket:

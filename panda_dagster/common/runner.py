@@ -11,7 +11,7 @@ outcomes are emitted per shard (`common.checks.check_events`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from dagster import AssetExecutionContext, BackfillPolicy, Failure, MaterializeResult, MetadataValue, asset
@@ -38,16 +38,18 @@ def shard_asset(*, group: str, backfill_policy: BackfillPolicy = RANGE_IN_ONE_RU
 
 
 def run_shards(context: AssetExecutionContext, process_shard: Callable[[str], ShardResult], *,
-               warning_checks: Iterable[str] = (), permanent: tuple[type[BaseException], ...] = ()
-               ) -> Iterator[object]:
+               warning_checks: Iterable[str] = (), permanent: tuple[type[BaseException], ...] = (),
+               not_retried: tuple[type[BaseException], ...] = ()) -> Iterator[object]:
     """Run `process_shard` for every shard of the step and yield the asset's events.
 
     Exceptions of the types in `permanent` (e.g. a missing model) stop the step at once without retries;
-    any other exception fails only its shard.
+    any other exception fails only its shard. When every failed shard failed with one of `not_retried`
+    (e.g. its manifest is missing: retrying cannot help), the step is not retried.
     """
     shards = list(context.partition_keys)
     results: dict[str, ShardResult] = {}
     failed: dict[str, str] = {}
+    retry_can_help = False
     for shard in shards:
         started = time.perf_counter()
         try:
@@ -59,14 +61,16 @@ def run_shards(context: AssetExecutionContext, process_shard: Callable[[str], Sh
         except Exception as exc:  # noqa: BLE001  reported below as one Failure; the other shards are kept
             context.log.exception(f"shard {shard} failed: {type(exc).__name__}: {exc}")
             failed[shard] = f"{type(exc).__name__}: {exc}"
+            retry_can_help = retry_can_help or not isinstance(exc, not_retried)
             continue
         result.metadata.setdefault("seconds", round(time.perf_counter() - started, 2))
         results[shard] = result
     if failed:
         raise Failure(
-            f"{context.assets_def.key.to_user_string()} failed for {len(failed)} of {len(shards)} shards "
-            f"({', '.join(failed)}); the other {len(results)} were written",
+            f"{context.assets_def.key.to_user_string()} failed for {len(failed)} of {len(shards)} shards: "
+            f"{', '.join(failed)} (the other {len(results)} were written)",
             metadata={"failed_shards": MetadataValue.json(failed), "written_shards": MetadataValue.json(sorted(results))},
+            allow_retries=retry_can_help,
         )
     yield MaterializeResult(metadata=combine_shard_metadata({s: r.metadata for s, r in results.items()}))
     yield from check_events(context, {s: list(r.checks) for s, r in results.items()}, warning_checks)

@@ -5,10 +5,15 @@ re-materialized after them), plus everything downstream of those.
 Dagster schedules can only request runs, so the schedule starts the small `catch_up_backfill` job,
 whose single op plans the work and submits the backfill; the backfill daemon then runs it under each
 asset's `BackfillPolicy` (several shards per run, models loaded once per run) and the run queue's pools.
+
+The op needs the code location's asset graph. This module sits below `definitions.py` and does not import
+it: the code location hands the graph in as the resource `ASSET_GRAPH_RESOURCE`
+(`asset_graph_resource(lambda: defs.get_repository_def().asset_graph)`), which also works where a job runs
+outside a code location (`execute_in_process`), where Dagster sets no repository on the context.
 """
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from dagster import (
     AssetKey,
@@ -17,6 +22,7 @@ from dagster import (
     DagsterInstance,
     DefaultScheduleStatus,
     OpExecutionContext,
+    ResourceDefinition,
     RunRequest,
     ScheduleEvaluationContext,
     job,
@@ -30,7 +36,6 @@ from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraph
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
-from dagster_shared.check import CheckError
 
 from panda_dagster.common.metadata import markdown_table
 from panda_dagster.common.partitions import video_shards
@@ -39,6 +44,14 @@ TRIGGER_TAG = "panda/trigger"
 CATCH_UP = "catch_up"
 PLANNED_BY_TAG = "panda/planned_by_run"
 ACTIVE_STATUSES = [BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING]
+ASSET_GRAPH_RESOURCE = "asset_graph"
+
+
+def asset_graph_resource(load_asset_graph: Callable[[], object]) -> ResourceDefinition:
+    """The resource the catch-up op plans with: the code location's asset graph, loaded when a run needs it
+    (the loader refers to the code location's `Definitions`, which do not exist yet when this is built)."""
+    return ResourceDefinition(resource_fn=lambda _: load_asset_graph(),
+                              description="The code location's asset graph (what the catch-up job plans over)")
 
 
 def shard_asset_keys(asset_graph) -> list[AssetKey]:
@@ -121,9 +134,10 @@ class CatchUpConfig(Config):
     max_shards: int = 0  # 0 = every shard that needs work; otherwise the first N (in ingest order)
 
 
-@op(description="Plan which shards are missing or stale downstream and submit one backfill for them")
+@op(description="Plan which shards are missing or stale downstream and submit one backfill for them",
+    required_resource_keys={ASSET_GRAPH_RESOURCE})
 def plan_and_submit_catch_up(context: OpExecutionContext, config: CatchUpConfig) -> None:
-    instance, asset_graph = context.instance, _asset_graph(context)
+    instance, asset_graph = context.instance, getattr(context.resources, ASSET_GRAPH_RESOURCE)
     active = [b for b in active_catch_up_backfills(instance) if b.tags.get(PLANNED_BY_TAG) != context.run_id]
     if active:
         context.log.info(f"catch-up backfill {active[0].backfill_id} is still running; nothing submitted")
@@ -146,15 +160,6 @@ def plan_and_submit_catch_up(context: OpExecutionContext, config: CatchUpConfig)
         title=f"catch-up: {len(plan)} shards",
     )
     context.log.info(f"submitted backfill {backfill_id} for {len(plan)} shards")
-
-
-def _asset_graph(context: OpExecutionContext):
-    try:
-        return context.repository_def.asset_graph
-    except CheckError:  # executed outside a code location (`execute_in_process`): load ours
-        from panda_dagster.definitions import defs
-
-        return defs.get_repository_def().asset_graph
 
 
 @job(

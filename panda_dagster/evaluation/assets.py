@@ -4,65 +4,34 @@ The work lives in `panda_dagster.lib.evaluation`; these assets read the catalog,
 results back (catalog rows, plots and the report in storage) and describe them in the UI.
 """
 
-
 import base64
 import time
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from panda_dagster.common.checks import selected_checks
+from panda_dagster.common.config import dagster_config_from
+from panda_dagster.common.jobs import GPU_POOL, Group
 from panda_dagster.common.metadata import markdown_table
-from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
+from panda_dagster.common.runner import ShardResult, run_shards, shard_asset
+from panda_dagster.evaluation.checks import EVAL_METRICS_CHECK_SPECS, EVAL_METRICS_WARNING_CHECKS
+from panda_dagster.evaluation.resources import EvaluationModelsResource
+from panda_dagster.lib.evaluation.benchmark import BenchmarkConfig
+from panda_dagster.lib.evaluation.report_config import ReportConfig
+from panda_dagster.lib.evaluation.shard_eval import EvalConfig
 
-GROUP = "evaluation"
+EvalMetricsConfig = dagster_config_from(EvalConfig, name="EvalMetricsConfig")
+RetrievalBenchmarkConfig = dagster_config_from(BenchmarkConfig, name="RetrievalBenchmarkConfig")
+DatasetReportConfig = dagster_config_from(ReportConfig, name="DatasetReportConfig")
 
 
 def _png_markdown(png: bytes, title: str) -> MetadataValue:
     return MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
 
 
-class EvalMetricsConfig(Config):
-    reference_metrics: bool = Field(
-        default=True,
-        description="Score every teacher and the selected captions against reference captions when the shard "
-        "has them (pycocoevalcap BLEU/METEOR/ROUGE-L/CIDEr; needs Java)",
-    )
-
-
-@asset(
-    partitions_def=video_shards,
-    deps=["selected_captions"],
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    description="Proof that the shard's curated data is good: clip and caption statistics (vs Panda-70M's 8.5 s "
-    "clips and 13.2-word captions), teacher win rates, matching scores, split consistency, quarantine by "
-    "reason, and — for evaluation sets with reference captions — BLEU-1..4/METEOR/ROUGE-L/CIDEr of every "
-    "teacher and of the selected captions. Catalog table `eval_metrics`; plots in storage "
-    "`shards/<shard>/eval/`.",
-)
-def eval_metrics(context: AssetExecutionContext, config: EvalMetricsConfig, panda: PandaResource) -> MaterializeResult:
-    from panda_dagster.lib.evaluation.catalog_io import load_shard_tables
-    from panda_dagster.lib.evaluation.shard_eval import evaluate_shard
-
-    shard = context.partition_key
-    started = time.perf_counter()
-    catalog, storage = panda.catalog(), panda.storage()
-    tables = load_shard_tables(catalog, shard)
-    if tables.clips.empty:
-        context.log.warning(f"shard {shard} has no clips: only video and quarantine statistics")
-    evaluation = evaluate_shard(tables, score_references=config.reference_metrics)
-    for warning in evaluation.warnings:
-        context.log.warning(warning)
-    records = evaluation.records()
-    catalog.replace_shard("eval_metrics", shard, records)
-
-    prefix = f"shards/{shard}/eval/"
-    storage.delete_prefix(prefix)  # a re-run replaces the plots, stale ones do not linger
-    plot_uris = {name: storage.put_bytes(f"{prefix}{name}.png", png) for name, png in evaluation.plots.items()}
-
+def _eval_metadata(evaluation, records, plot_uris: dict[str, str]) -> dict[str, object]:
     v = evaluation.value
-    tiny = bool(v("models.tiny"))
     metadata: dict[str, object] = {
         "models": MetadataValue.text(evaluation.metrics[0].detail["label"]),
         "n_metrics": len(records),
@@ -71,10 +40,11 @@ def eval_metrics(context: AssetExecutionContext, config: EvalMetricsConfig, pand
         "caption_words_mean": v("captions.selected.length_words.mean"),
         "vocabulary_size": v("captions.selected.vocabulary_size"),
         "accepted_rate": v("captions.accepted.rate"),
+        "kept_share": v("filters.kept.share"),
+        "near_duplicate_share": v("captions.selected.near_duplicates.share"),
         "matching_score_mean": v("matching_score.mean"),
         "split_max_running_distance_mean": v("split.max_running_distance.mean"),
         "n_quarantined": int(v("quarantine.count") or 0),
-        "seconds": round(time.perf_counter() - started, 2),
         "metrics": MetadataValue.md(markdown_table(
             [{"metric": r.metric, "value": r.value} for r in records if r.value is not None], limit=60)),
     }
@@ -84,104 +54,76 @@ def eval_metrics(context: AssetExecutionContext, config: EvalMetricsConfig, pand
     if teachers:
         metadata["teacher_win_rates"] = MetadataValue.md(markdown_table(teachers))
     if evaluation.comparison is not None:
-        table = evaluation.comparison.table.reset_index()
         metadata["references_best_source"] = MetadataValue.text(str(evaluation.comparison.best_overall))
-        metadata["references"] = MetadataValue.md(markdown_table(table.to_dict(orient="records")))
-    if tiny:
-        context.log.warning(f"shard {shard}: metrics of tiny random-weight models")
+        metadata["references"] = MetadataValue.md(markdown_table(
+            evaluation.comparison.table.reset_index().to_dict(orient="records")))
+    if evaluation.notes:
+        metadata["notes"] = MetadataValue.md("\n".join(f"- {n}" for n in evaluation.notes))
     for name, png in evaluation.plots.items():
         metadata[f"plot_{name}"] = _png_markdown(png, name)
     metadata["plots_in_storage"] = MetadataValue.json(plot_uris)
-    return MaterializeResult(metadata=metadata)
+    return metadata
 
 
-class RetrievalBenchmarkConfig(Config):
-    profile: str = Field(default="", description="Models profile for the frozen open_clip features; empty = PANDA_MODELS")
-    device: str = Field(default="auto", description="auto, cpu or cuda")
-    fixed_teacher: str = Field(default="", description="Teacher used as the no-curation baseline; empty = the "
-                               "captioning teacher covering most clips")
-    accepted_only: bool = Field(default=True, description="Train on accepted (curated) clips only")
-    embed_dim: int = 256
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    margin: float = Field(default=0.1, description="Max-margin ranking loss margin")
-    intra_video_rate: float = Field(default=0.5, description="Share of each batch drawn as same-video groups")
-    test_fraction: float = Field(default=0.2, description="Share of videos held out")
-    seed: int = 0
+def _evaluate_one_shard(context, panda: PandaResource, shard: str, config: EvalConfig, sentences,
+                        no_sentences_reason: str | None) -> ShardResult:
+    from panda_dagster.lib.evaluation.catalog_io import load_shard_tables
+    from panda_dagster.lib.evaluation.checks import evaluate_eval_checks
+    from panda_dagster.lib.evaluation.shard_eval import evaluate_shard
 
-
-@asset(
-    deps=["selected_captions"],
-    group_name=GROUP,
-    kinds={"pytorch", "duckdb"},
-    pool="gpu",
-    description="Downstream proof: a HowTo100M joint text-video embedding (gated embedding units, bidirectional "
-    "max-margin ranking loss, intra-video negatives) trained on the curated clips of every materialized "
-    "shard on frozen open_clip features, three ways — selected captions, narration, one fixed teacher — "
-    "with the same clips, split and seed; text→video and video→text R@1/5/10 and median rank on held-out "
-    "videos and on evaluation sets with references. Catalog table `retrieval_results` (shard '__all__').",
-)
-def retrieval_benchmark(context: AssetExecutionContext, config: RetrievalBenchmarkConfig,
-                        panda: PandaResource) -> MaterializeResult:
-    import pandas as pd
-
-    from panda_dagster.lib.evaluation.benchmark import pil_loader, run_retrieval_benchmark
-    from panda_dagster.lib.evaluation.catalog_io import catalog_shards, load_shard_tables, read_uri
-    from panda_dagster.lib.evaluation.howto100m import JointEmbeddingConfig
-    from panda_dagster.lib.evaluation.plots import retrieval_png
-    from panda_dagster.lib.evaluation.records import ALL_SHARDS
-    from panda_dagster.lib.models.openclip import load_open_clip
-    from panda_dagster.lib.models.profiles import resolve_models_profile
-
-    started = time.perf_counter()
     catalog, storage = panda.catalog(), panda.storage()
-    shards = [s for s in catalog_shards(catalog, ("selected_captions",))]
-    if not shards:
-        context.log.warning("no shard has selected captions yet: nothing to benchmark")
-    frames = [load_shard_tables(catalog, s) for s in shards]
+    tables = load_shard_tables(catalog, shard)
+    if tables.clips.empty:
+        context.log.warning(f"shard {shard} has no clips: only video and quarantine statistics")
+    evaluation = evaluate_shard(tables, config, sentences, no_sentences_reason or "")
+    for warning in evaluation.warnings:
+        context.log.warning(warning)
+    if bool(evaluation.value("models.tiny")):
+        context.log.warning(f"shard {shard}: some metrics come from random-weight models: "
+                            f"{evaluation.metrics[0].detail['label']}")
+    records = evaluation.records()
+    catalog.replace_shard("eval_metrics", shard, records)
+    prefix = f"shards/{shard}/eval/"
+    storage.delete_prefix(prefix)  # a re-run replaces the plots, stale ones do not linger
+    plot_uris = {name: storage.put_bytes(f"{prefix}{name}.png", png) for name, png in evaluation.plots.items()}
+    # On what the catalog holds now: the stored metric rows against a fresh count of the shard's clips.
+    checks = evaluate_eval_checks(catalog.rows("eval_metrics", shard), len(catalog.read_shard("clips", shard)),
+                                  selected_checks(context))
+    return ShardResult(_eval_metadata(evaluation, records, plot_uris), checks)
 
-    def concat(attr: str) -> pd.DataFrame:
-        parts = [getattr(f, attr) for f in frames if not getattr(f, attr).empty]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
-    profile = resolve_models_profile(config.profile or None)
-    model = load_open_clip(profile.name, device=config.device)
-    if profile.is_tiny:
-        context.log.warning(f"frozen features from {model.label}")
-    joint = JointEmbeddingConfig(embed_dim=config.embed_dim, margin=config.margin,
-                                 intra_video_rate=config.intra_video_rate, batch_size=config.batch_size,
-                                 epochs=config.epochs, learning_rate=config.learning_rate,
-                                 test_fraction=config.test_fraction, seed=config.seed)
-    cache = None
-    if not profile.is_tiny:  # tiny weights are cheap to recompute and may be rebuilt differently
-        from panda_dagster.lib.evaluation.benchmark import FeatureCache
-        from panda_dagster.lib.ids import slug
+@shard_asset(
+    group=Group.EVALUATION,
+    deps=["selected_captions"],
+    kinds={"python", "duckdb"},
+    check_specs=EVAL_METRICS_CHECK_SPECS,
+    description="Proof that the shard's curated data is good: clip and caption statistics (vs Panda-70M's 8.5 s "
+    "clips and 13.2-word captions), teacher win rates, matching scores, split consistency, quarantine by "
+    "reason, what the clip filters kept (share, drops per reason), exact and near-duplicate selected captions "
+    "(near-duplicates with the profile's sentence embedder, where it has one), and — for evaluation sets with "
+    "reference captions — BLEU-1..4/METEOR/ROUGE-L/CIDEr of every teacher and of the selected captions. "
+    "Catalog table `eval_metrics`; plots in storage `shards/<shard>/eval/`.",
+)
+def eval_metrics(context: AssetExecutionContext, config: EvalMetricsConfig, panda: PandaResource,
+                 evaluation_models: EvaluationModelsResource):
+    # A range of shards runs in one step: the sentence embedder (if any) loads once for all of them.
+    sentences, no_sentences_reason = evaluation_models.sentence_embedder()
+    if sentences is None:
+        context.log.info(f"near-duplicate captions not measured: {no_sentences_reason}")
+    settings = config.to_lib()
+    yield from run_shards(context, lambda shard: _evaluate_one_shard(
+        context, panda, shard, settings, sentences, no_sentences_reason), warning_checks=EVAL_METRICS_WARNING_CHECKS)
 
-        cache = FeatureCache(panda.home_path / "cache" / "eval_features" / f"{slug(model.label, 80)}.npz")
-    clips = concat("clips")
-    if clips.empty:
-        result = None
-        records = []
-    else:
-        result = run_retrieval_benchmark(
-            clips, concat("selected_captions"), concat("teacher_captions"), concat("subtitles"), concat("videos"),
-            pil_loader(lambda uri: read_uri(storage, uri)), model.embed_images, model.embed_texts, joint,
-            models_label=model.label, fixed_teacher=config.fixed_teacher or None,
-            accepted_only=config.accepted_only, cache=cache,
-            feature_models={"video": f"{model.label}: key-frame embeddings, max-pooled",
-                            "text": f"{model.label}: text embeddings"},
-        )
-        records = result.records
-        for note in result.notes:
-            context.log.warning(note)
-    catalog.replace_shard("retrieval_results", ALL_SHARDS, records)
+
+def _benchmark_metadata(result, storage, image_model, text_model, shards, reuse: dict) -> dict[str, object]:
+    from panda_dagster.lib.evaluation.plots import retrieval_png
 
     metadata: dict[str, object] = {
-        "models": MetadataValue.text(model.label),
+        "models": MetadataValue.text(image_model.label),
+        "text_model": MetadataValue.text(text_model.label),
         "shards": MetadataValue.json(shards),
-        "n_results": len(records),
-        "seconds": round(time.perf_counter() - started, 2),
+        "n_results": len(result.records) if result is not None else 0,
+        **reuse,
     }
     table = result.table() if result is not None and result.comparison is not None else None
     if table is not None and not table.empty:  # empty when every text source had too few clips to train
@@ -201,36 +143,74 @@ def retrieval_benchmark(context: AssetExecutionContext, config: RetrievalBenchma
             metadata["plot_in_storage"] = MetadataValue.text(storage.put_bytes("reports/retrieval_benchmark.png", png))
     if result is not None and result.notes:
         metadata["notes"] = MetadataValue.md("\n".join(f"- {n}" for n in result.notes))
+    return metadata
+
+
+@asset(
+    deps=["selected_captions"],
+    group_name=Group.EVALUATION,
+    kinds={"pytorch", "duckdb"},
+    pool=GPU_POOL,
+    description="Downstream proof: a HowTo100M joint text-video embedding (gated embedding units, bidirectional "
+    "max-margin ranking loss, intra-video negatives) trained on the curated clips of every materialized "
+    "shard on frozen features (video: the profile's frame embedder — EfficientNet-Lite0 in `offline`, open_clip "
+    "elsewhere — key-frame embeddings max-pooled over time, reused from table `keyframe_embeddings`; "
+    "text: the profile's sentence embedder, else open_clip's text tower), three ways — selected captions, "
+    "narration, one fixed teacher — with the same clips, split and seed; text→video and video→text R@1/5/10 "
+    "and median rank on held-out videos and on evaluation sets with references. Catalog table "
+    "`retrieval_results` (shard '__all__').",
+)
+def retrieval_benchmark(context: AssetExecutionContext, config: RetrievalBenchmarkConfig, panda: PandaResource,
+                        evaluation_models: EvaluationModelsResource) -> MaterializeResult:
+    from panda_dagster.lib.evaluation.benchmark import FeatureCache, benchmark_catalog
+    from panda_dagster.lib.evaluation.catalog_io import catalog_shards
+    from panda_dagster.lib.evaluation.records import ALL_SHARDS
+    from panda_dagster.lib.ids import slug
+
+    started = time.perf_counter()
+    catalog, storage = panda.catalog(), panda.storage()
+    shards = catalog_shards(catalog, ("selected_captions",))
+    if not shards:
+        context.log.warning("no shard has selected captions yet: nothing to benchmark")
+    # Video side: the profile's frame embedder (EfficientNet-Lite0 in `offline`), as HowTo100M used 2-D CNN features.
+    image_model, text_model = evaluation_models.video_model(), evaluation_models.text_embedder()
+    for side, model in (("video", image_model), ("text", text_model)):
+        if not model.trained:
+            context.log.warning(f"frozen {side} features from random weights: {model.label}")
+    # Text features are cached per text model; random weights are cheap to recompute and may be rebuilt.
+    cache = None if not text_model.trained else FeatureCache(
+        panda.home_path / "cache" / "eval_features" / f"{slug(text_model.label, 80)}.npz")
+    result, reuse = benchmark_catalog(catalog, storage, shards, image_model, text_model, config.to_lib(), cache,
+                                      log=context.log.warning)
+    catalog.replace_shard("retrieval_results", ALL_SHARDS, result.records if result is not None else [])
+    metadata = _benchmark_metadata(result, storage, image_model, text_model, shards, reuse)
+    metadata["seconds"] = round(time.perf_counter() - started, 2)
     return MaterializeResult(metadata=metadata)
-
-
-class DatasetReportConfig(Config):
-    samples_per_shard: int = Field(default=4, description="Sample clips shown per shard")
 
 
 @asset(
     deps=["eval_metrics", "retrieval_benchmark"],
-    group_name=GROUP,
+    group_name=Group.EVALUATION,
     kinds={"html"},
     description="One self-contained HTML page with every evaluation across shards (tables, plots, sample clips "
-    "with key frames and their candidate and selected captions, the retrieval benchmark), written to "
-    "PANDA_HOME/reports/dataset_report.html and to storage `reports/`. Same page as `panda report`.",
+    "with key frames and their candidate and selected captions, examples of the clips the filters dropped, "
+    "the retrieval benchmark), written to PANDA_HOME/reports/dataset_report.html and to storage `reports/`. "
+    "Same page as `panda report`.",
 )
 def dataset_report(context: AssetExecutionContext, config: DatasetReportConfig, panda: PandaResource) -> MaterializeResult:
     from panda_dagster.lib.evaluation.catalog_io import catalog_shards
     from panda_dagster.lib.evaluation.report import REPORT_NAME, write_report
-
-    catalog, storage = panda.catalog(), panda.storage()
-    shards = catalog_shards(catalog)
-    path = write_report(catalog, storage, n_samples=config.samples_per_shard)
-    uri = storage.put_file(f"reports/{REPORT_NAME}", path)
-    html = path.read_text(encoding="utf-8")
     from panda_dagster.lib.models.profiles import TINY_LABEL
 
+    catalog, storage, settings = panda.catalog(), panda.storage(), config.to_lib()
+    path = write_report(catalog, storage, n_samples=settings.samples_per_shard,
+                        dropped_per_reason=settings.dropped_examples_per_reason)
+    html = path.read_text(encoding="utf-8")
     return MaterializeResult(metadata={
         "path": MetadataValue.path(str(path)),
-        "storage_uri": MetadataValue.text(uri),
-        "shards": MetadataValue.json(shards),
+        "storage_uri": MetadataValue.text(storage.put_file(f"reports/{REPORT_NAME}", path)),
+        "shards": MetadataValue.json(catalog_shards(catalog)),
         "size_kb": round(len(html.encode()) / 1024, 1),
         "tiny_models": TINY_LABEL in html,
+        "random_weight_models": "RANDOM weights" in html or TINY_LABEL in html,
     })

@@ -1,5 +1,4 @@
 
-import json
 import os
 import shutil
 
@@ -37,14 +36,12 @@ def inbox_sensor(context: SensorEvaluationContext, panda: PandaResource) -> Sens
                 continue
             context.log.info(f"inbox: {path.name} -> shards {plan.keys} ({plan.skipped_existing} already ingested)")
             processed.mkdir(exist_ok=True)
-            (processed / f"{path.name}.shards.json").write_text(json.dumps(plan.keys))
             write_plan(plan, catalog, storage)
             shutil.move(path, processed / path.name)
-    # Partitions come from the `.shards.json` records rather than from this tick's plan, so shards
-    # written by a tick that died before returning are still added (and run) by the next one.
+    # The shards are the `ingested` table's (the one registry besides the partitions themselves), not
+    # this tick's plan: shards written by a tick that died before returning are added by the next one.
     known = set(context.instance.get_dynamic_partitions(video_shards.name))
-    recorded = [k for f in sorted((inbox / "processed").glob("*.shards.json")) for k in json.loads(f.read_text())]
-    new_keys = list(dict.fromkeys(k for k in recorded if k not in known))
+    new_keys = [k for k in catalog.shards("ingested") if k not in known]
     return SensorResult(
         run_requests=[RunRequest(partition_key=k, run_key=f"shard:{k}") for k in new_keys],
         dynamic_partitions_requests=[video_shards.build_add_request(new_keys)] if new_keys else [],

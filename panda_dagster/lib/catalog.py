@@ -8,9 +8,11 @@ views over those files. Consequences:
 - any number of shards can be written at the same time without touching DuckDB's file lock;
 - readers open `catalog.duckdb` read-only at any time and see whole files, never half-written ones.
 The views are (re)created under an inter-process file lock only when a table is first seen or its
-schema changes.
+schema changes. With PANDA_S3_BUCKET set the files live in the bucket, one object per file, and
+`lake/` is a local mirror refreshed by ETag before reading (`lib/lake.py`): no shared disk needed.
 
-Tables are declared with a dataclass (`register_table`); rows are instances of it.
+Every table is declared in `lib/schema.py` (name, row dataclass, part column); rows are instances of
+its dataclass. `rows` gives them back typed, `read_shard` as a DataFrame, `query` runs SQL over the views.
 """
 
 from __future__ import annotations
@@ -26,14 +28,20 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from panda_dagster.lib.lake import LocalLake, S3Lake, lake_from_env
+from panda_dagster.lib.schema import TABLES, Table
+from panda_dagster.lib.storage import shared_file_mode
+
 CATALOG_FILE = "catalog.duckdb"
 LAKE_DIR = "lake"
 SCHEMA_PART = "_schema"  # holds one empty file per table so a view exists before any shard does
+UNSPLIT_PART = "all"  # the folder of a table without a part column
 
 _PA_TYPES: dict[object, pa.DataType] = {
     str: pa.string(),
@@ -48,14 +56,32 @@ _PA_TYPES: dict[object, pa.DataType] = {
 
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
+    """How a declared table (`schema.Table`) is stored: its Arrow schema and which columns a row yields."""
+
     name: str
     row_type: type
     schema: pa.Schema
-    # Column that names the part within a shard (e.g. quarantine rows are replaced per stage).
-    part_column: str | None = None
+    part_column: str | None
+    # (field name, nested dataclass or None, its column names): a dataclass-typed field is stored flat.
+    layout: tuple[tuple[str, type | None, tuple[str, ...]], ...]
 
+    def columns_of(self, row: object) -> Iterator[tuple[str, object]]:
+        for name, nested, columns in self.layout:
+            value = getattr(row, name)
+            if nested is None:
+                yield name, value
+            else:
+                for column in columns:
+                    yield column, getattr(value, column)
 
-_TABLES: dict[str, TableSpec] = {}
+    def row_from(self, record: dict[str, object]) -> object:
+        values = {}
+        for name, nested, columns in self.layout:
+            if nested is None:
+                values[name] = record[name]
+            else:
+                values[name] = nested(**{c: record[c] for c in columns})
+        return self.row_type(**values)
 
 
 def _arrow_type(tp: object) -> pa.DataType:
@@ -73,35 +99,35 @@ def _arrow_type(tp: object) -> pa.DataType:
     raise TypeError(f"unsupported column type {tp!r}")
 
 
-def schema_for(row_type: type) -> pa.Schema:
-    hints = typing.get_type_hints(row_type)
-    return pa.schema([pa.field(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(row_type)])
+def table_spec_for(table: Table) -> TableSpec:
+    """Check a declared table and work out its columns (nested dataclass fields flattened)."""
+    hints = typing.get_type_hints(table.row_type)
+    fields: list[pa.Field] = []
+    layout = []
+    for f in dataclasses.fields(table.row_type):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            sub_hints = typing.get_type_hints(tp)
+            subs = dataclasses.fields(tp)
+            fields += [pa.field(s.name, _arrow_type(sub_hints[s.name])) for s in subs]
+            layout.append((f.name, tp, tuple(s.name for s in subs)))
+        else:
+            fields.append(pa.field(f.name, _arrow_type(tp)))
+            layout.append((f.name, None, (f.name,)))
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise TypeError(f"table {table.name}: repeated column names in {names}")
+    top_level = {f.name for f in dataclasses.fields(table.row_type)}
+    if "shard" not in top_level:
+        raise TypeError(f"table {table.name}: row type {table.row_type.__name__} needs a `shard` field")
+    if table.part_column and table.part_column not in top_level:
+        raise TypeError(f"table {table.name}: part column {table.part_column!r} is not a field")
+    return TableSpec(table.name, table.row_type, pa.schema(fields), table.part_column, tuple(layout))
 
 
-def register_table(name: str, row_type: type, part_column: str | None = None) -> TableSpec:
-    """Declare a catalog table whose rows are `row_type` dataclass instances (must have `shard`)."""
-    field_names = {f.name for f in dataclasses.fields(row_type)}
-    if "shard" not in field_names:
-        raise TypeError(f"table {name}: row type {row_type.__name__} needs a `shard` field")
-    if part_column and part_column not in field_names:
-        raise TypeError(f"table {name}: part column {part_column!r} is not a field")
-    spec = TableSpec(name, row_type, schema_for(row_type), part_column)
-    existing = _TABLES.get(name)
-    if existing and existing.schema != spec.schema:
-        raise ValueError(f"table {name} registered twice with different schemas")
-    _TABLES[name] = spec
-    return spec
-
-
-def table_spec(name: str) -> TableSpec:
-    try:
-        return _TABLES[name]
-    except KeyError:
-        raise KeyError(f"unknown catalog table {name!r}; known: {sorted(_TABLES)}") from None
-
-
-def registered_tables() -> dict[str, TableSpec]:
-    return dict(_TABLES)
+@lru_cache(maxsize=None)
+def _spec(table: Table) -> TableSpec:
+    return table_spec_for(table)
 
 
 def _safe_name(value: str) -> str:
@@ -113,6 +139,7 @@ def _safe_name(value: str) -> str:
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, shared_file_mode())  # mkstemp's 0600 would hide the catalog from other users
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -127,23 +154,38 @@ def rows_to_arrow(spec: TableSpec, rows: Iterable[object]) -> pa.Table:
     for row in rows:
         if not isinstance(row, spec.row_type):
             raise TypeError(f"table {spec.name} expects {spec.row_type.__name__}, got {type(row).__name__}")
-        for name in columns:
-            columns[name].append(getattr(row, name))
+        for name, value in spec.columns_of(row):
+            columns[name].append(value)
     return pa.Table.from_pydict(columns, schema=spec.schema)
 
 
 class Catalog:
     """Read/write access to the catalog under `home` (usually PANDA_HOME)."""
 
-    def __init__(self, home: Path | str):
+    def __init__(self, home: Path | str, tables: Iterable[Table] | None = None,
+                 lake: LocalLake | S3Lake | None = None):
+        """`tables`: the tables this catalog knows; default every table of `lib/schema.py`.
+        `lake`: where the Parquet files really live (`lib/lake.py`); default from the environment:
+        an S3 bucket when PANDA_S3_BUCKET is set (`home/lake` is then a mirror), else `home/lake`."""
         self.home = Path(home).resolve()
         self.lake = self.home / LAKE_DIR
+        self.lake_store = lake if lake is not None else lake_from_env(self.lake)
         self.path = self.home / CATALOG_FILE
+        declared = TABLES.values() if tables is None else tables
+        self.tables: dict[str, TableSpec] = {t.name: _spec(t) for t in declared}
+
+    def spec(self, table: str) -> TableSpec:
+        """The declared table `table`; raises KeyError naming the declared ones otherwise."""
+        try:
+            return self.tables[table]
+        except KeyError:
+            raise KeyError(f"table {table!r} is not declared in panda_dagster/lib/schema.py "
+                           f"(declared: {', '.join(sorted(self.tables))})") from None
 
     # ---- writing -------------------------------------------------------------------------------
     def replace_shard(self, table: str, shard: str, rows: Iterable[object], part: str | None = None) -> int:
         """Replace every row of `table` for `shard` (and `part`, for tables split by part). Idempotent."""
-        spec = table_spec(table)
+        spec = self.spec(table)
         if (part is None) != (spec.part_column is None):
             raise ValueError(f"table {table}: part must be given iff the table has a part column")
         rows = list(rows)
@@ -155,14 +197,35 @@ class Catalog:
             if part is not None and getattr(row, spec.part_column) != part:
                 raise ValueError(f"row with {spec.part_column}={getattr(row, spec.part_column)!r} in part {part!r}")
         arrow = rows_to_arrow(spec, rows)
-        part_dir = _safe_name(part) if part is not None else "all"
-        _atomic_write_parquet(arrow, self.lake / table / part_dir / f"{_safe_name(shard)}.parquet")
+        # Part values may be model ids ("org/name"): the folder name only needs to be unique and safe.
+        part_dir = _safe_name(part.replace("/", "--")) if part is not None else UNSPLIT_PART
+        if part is not None and part_dir == UNSPLIT_PART:
+            raise ValueError(f"table {table}: part name {part!r} is reserved")
+        path = self.lake / table / part_dir / f"{_safe_name(shard)}.parquet"
+        with self.lake_store.writing(path):
+            _atomic_write_parquet(arrow, path)
+        self._drop_stale_layout(spec, shard)
         self.ensure_views([spec])
         return len(rows)
 
+    def _drop_stale_layout(self, spec: TableSpec, shard: str) -> None:
+        """A table that gained (or lost) its part column since the shard was last written keeps a file in
+        the old layout (`all/` vs per-part folders); it would be read twice, so it goes."""
+        if spec.part_column is not None:
+            stale = self.lake / spec.name / UNSPLIT_PART / f"{shard}.parquet"
+            if stale.exists() or self.lake_store.kind != "local":
+                self.lake_store.delete(stale)
+            return
+        for path in (self.lake / spec.name).glob(f"*/{shard}.parquet"):
+            if path.parent.name not in (UNSPLIT_PART, SCHEMA_PART):
+                self.lake_store.delete(path)
+
     def delete_shard(self, table: str, shard: str) -> None:
+        self.spec(table)
+        self.lake_store.refresh(table)
         for path in (self.lake / table).glob(f"*/{_safe_name(shard)}.parquet"):
-            path.unlink(missing_ok=True)
+            if path.parent.name != SCHEMA_PART:
+                self.lake_store.delete(path)
 
     @contextmanager
     def _schema_lock(self) -> Iterator[None]:
@@ -177,9 +240,10 @@ class Catalog:
     def _views_state_path(self) -> Path:
         return self.lake / "_views.json"
 
-    def ensure_views(self, specs: Iterable[TableSpec] | None = None) -> None:
+    def ensure_views(self, tables: Iterable[Table | TableSpec | str] | None = None) -> None:
         """Create or refresh the DuckDB views for tables that are new or whose schema changed."""
-        specs = list(specs if specs is not None else _TABLES.values())
+        names = [t if isinstance(t, str) else t.name for t in tables] if tables is not None else self.tables
+        specs = [self.spec(n) for n in names]
         wanted = {s.name: s.schema.to_string() for s in specs}
         state_path = self._views_state_path()
         if self.path.exists() and state_path.exists():
@@ -228,25 +292,57 @@ class Catalog:
             con.close()
 
     # ---- reading -------------------------------------------------------------------------------
-    def connect(self):
-        """Read-only DuckDB connection to the catalog (safe while shards are being written)."""
+    def connect(self, timeout_s: float = 120.0):
+        """Read-only DuckDB connection to the catalog (safe while shards are being written).
+
+        DuckDB refuses a read-only open while another process holds the file read-write (a writer
+        (re)creating views, for a moment); the open is retried until `timeout_s`, so readers never
+        fail on that lock."""
         import duckdb
 
+        self.lake_store.refresh()
         self.ensure_views()
-        return duckdb.connect(str(self.path), read_only=True)
+        deadline = time.monotonic() + timeout_s
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=True)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def query(self, sql: str, params: Sequence[object] | None = None):
         """Run SQL against the catalog and return a pandas DataFrame."""
         with self.connect() as con:
             return con.execute(sql, params or []).df()
 
-    def read_shard(self, table: str, shard: str):
-        """Rows of one shard straight from its Parquet files (no DuckDB involved): a DataFrame."""
-        spec = table_spec(table)
-        files = sorted((self.lake / table).glob(f"*/{_safe_name(shard)}.parquet"))
+    def _shard_files(self, table: str, shard: str) -> list[Path]:
+        self.lake_store.refresh(table)
+        return sorted((self.lake / table).glob(f"*/{_safe_name(shard)}.parquet"))
+
+    def _read_arrow(self, spec: TableSpec, shard: str) -> pa.Table:
+        files = self._shard_files(spec.name, shard)
         if not files:
-            return pa.Table.from_pylist([], schema=spec.schema).to_pandas()
-        return pa.concat_tables([pq.read_table(f, schema=spec.schema) for f in files]).to_pandas()
+            return pa.Table.from_pylist([], schema=spec.schema)
+        return pa.concat_tables([pq.read_table(f, schema=spec.schema) for f in files])
+
+    def read_shard(self, table: str, shard: str):
+        """Rows of one shard straight from its Parquet files (no DuckDB involved): a DataFrame, for analytics."""
+        return self._read_arrow(self.spec(table), shard).to_pandas()
+
+    def rows(self, table: str, shard: str) -> list:
+        """Rows of one shard as instances of the table's row dataclass (from Parquet, no DuckDB).
+
+        Order: part by part (sorted part names), then as written. Nulls come back as None, list
+        columns as lists, timestamps as timezone-aware datetimes.
+        """
+        spec = self.spec(table)
+        return [spec.row_from(record) for record in self._read_arrow(spec, shard).to_pylist()]
 
     def shards(self, table: str) -> list[str]:
+        """Shards that have a file of `table` (also the ones whose rows are all gone)."""
+        self.spec(table)
+        self.lake_store.refresh(table)
         return sorted({p.stem for p in (self.lake / table).glob("*/*.parquet") if p.parent.name != SCHEMA_PART})

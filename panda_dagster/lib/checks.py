@@ -29,6 +29,7 @@ MAX_EXAMPLES = 10
 # Methods of clips cut from the picture (shots, stitched events); narration clips follow subtitle cues.
 VISUAL_METHODS = ("stitched", "shot")
 NARRATION_METHOD = "narration"
+GIVEN_METHOD = "given"  # spans given at ingest (clips mode given): their length is what was given
 # Snapping a boundary to a frame moves it by less than one frame; pts rounding adds a little more.
 DEFAULT_FPS = 25.0
 TIME_EPS_S = 1e-3
@@ -109,9 +110,10 @@ def check_clip_bounds(clips: pd.DataFrame, videos: pd.DataFrame, *, min_clip_s: 
                       max_video_s: float | None = None) -> CheckOutcome:
     """Every clip starts at or after 0 and ends inside the decodable part of its video (and inside the
     first `max_video_s` seconds when only those were split); visual clips last between `min_clip_s` and
-    `max_clip_s`. Narration clips follow their cues (merged until long or wordy enough), so they only need
-    a positive length. Boundaries snap to frames: each may move by up to one frame (+1 ms), and the end
-    bound allows two (the probe and the splitter each find the last frame's end)."""
+    `max_clip_s`. Narration clips follow their cues (merged until long or wordy enough) and given clips
+    their ingested spans, so they only need a positive length. Boundaries snap to frames: each may move
+    by up to one frame (+1 ms), and the end bound allows two (the probe and the splitter each find the
+    last frame's end)."""
     by_video = {str(v["video_id"]): v for v in videos.to_dict("records")}
     violations: list[Violation] = []
     lengths = []
@@ -147,7 +149,7 @@ def check_clip_bounds(clips: pd.DataFrame, videos: pd.DataFrame, *, min_clip_s: 
             elif length > max_clip_s + frame_s:
                 violations.append(Violation(cid, "too_long", f"{clip['method']} clip of {length:.3f} s > "
                                             f"max_clip_s {max_clip_s}"))
-        elif str(clip["method"]) != NARRATION_METHOD:
+        elif str(clip["method"]) not in (NARRATION_METHOD, GIVEN_METHOD):
             violations.append(Violation(cid, "unknown_method", f"method {clip['method']!r}"))
     stats = {"min_clip_s": min_clip_s, "max_clip_s": max_clip_s}
     if lengths:

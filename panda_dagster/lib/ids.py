@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from pathlib import Path
 
 # Fixed namespace for every id this project derives (never change it: ids would all move).
 PANDA_NAMESPACE = uuid.UUID("5b1d3c1e-4f0a-5c8e-9a57-70d2a9e0b0a7")
@@ -24,3 +25,12 @@ def video_id_for_uri(uri: str, stem: str) -> str:
     """Readable and unique: slug of the file stem plus a short hash of the full URI."""
     digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:10]
     return f"{slug(stem)}-{digest}"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (checkpoints, packaged weights, exports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

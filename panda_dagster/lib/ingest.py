@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from panda_dagster.lib.catalog import Catalog, register_table
+from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ids import video_id_for_uri
+from panda_dagster.lib.records import IngestedVideo
 from panda_dagster.lib.storage import Storage
 
 VIDEO_EXTENSIONS = frozenset(
@@ -58,19 +59,6 @@ class ManifestEntry:
         return cls(**json.loads(line))
 
 
-@dataclass
-class IngestedVideo:
-    """Row of the `ingested` table: which shard each video was assigned to, and from where."""
-
-    video_id: str
-    shard: str
-    uri: str
-    source: str
-    ingest_error: str | None  # flagged entries are recorded too, so re-ingesting skips them
-    ingested_at: dt.datetime
-
-
-INGESTED = register_table("ingested", IngestedVideo)
 
 
 def _is_url(value: str) -> bool:
@@ -157,6 +145,11 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
     suffix = path.suffix.lower()
     if suffix not in MANIFEST_EXTENSIONS:
         raise IngestError(f"{path}: unsupported manifest type {suffix!r} (use .csv, .jsonl or .parquet)")
+    from panda_dagster.lib.export import panda70m_csv
+
+    if suffix == ".csv" and panda70m_csv.is_panda70m_csv(path):
+        # Panda-70M metadata (videoID, url, timestamp, ...): the videos with their given clip spans.
+        return panda70m_csv.manifest_entries(path)
     try:
         if suffix == ".csv":
             text = path.read_text(encoding="utf-8-sig")
@@ -264,10 +257,6 @@ def manifest_key(shard: str) -> str:
     return f"manifests/{shard}.jsonl"
 
 
-def existing_shard_keys(storage: Storage) -> list[str]:
-    return sorted(PurePosixPath(k).stem for k in storage.list("manifests") if k.endswith(".jsonl"))
-
-
 def plan_ingest(
     entries: list[ManifestEntry], catalog: Catalog, storage: Storage, shard_size: int, prefix: str
 ) -> IngestPlan:
@@ -277,18 +266,62 @@ def plan_ingest(
         raise IngestError(f"invalid shard prefix {prefix!r} (letters, digits, '_', '-', '.')")
     mark_duplicates(entries)
     known: set[str] = set()
-    if (catalog.lake / INGESTED.name).exists():
+    if catalog.shards("ingested"):
         known = set(catalog.query("SELECT video_id FROM ingested")["video_id"])
     # Duplicate rows of this batch stay (flagged) so raw_videos reports them; earlier batches don't.
     new = [e for e in entries if e.video_id not in known]
+    return IngestPlan(shards=_split_into_shards(new, catalog, shard_size, prefix),
+                      skipped_existing=len(entries) - len(new))
+
+
+def _split_into_shards(entries: list[ManifestEntry], catalog: Catalog, shard_size: int,
+                       prefix: str) -> dict[str, list[ManifestEntry]]:
+    """`entries` cut into new shards `<prefix>-NNNNN`, numbered after the highest existing one."""
     pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
-    used = [int(m.group(1)) for k in existing_shard_keys(storage) if (m := pattern.match(k))]
+    used = [int(m.group(1)) for k in catalog.shards("ingested") if (m := pattern.match(k))]
     next_index = max(used, default=0) + 1
     shards: dict[str, list[ManifestEntry]] = {}
-    for start in range(0, len(new), shard_size):
-        shards[f"{prefix}-{next_index:05d}"] = new[start : start + shard_size]
+    for start in range(0, len(entries), shard_size):
+        shards[f"{prefix}-{next_index:05d}"] = entries[start : start + shard_size]
         next_index += 1
-    return IngestPlan(shards=shards, skipped_existing=len(entries) - len(new))
+    return shards
+
+
+RETRY_PREFIX = "retry"
+
+
+def plan_retry_failed(catalog: Catalog, storage: Storage, shard_size: int = 100,
+                      prefix: str = RETRY_PREFIX) -> IngestPlan:
+    """New shards holding the videos whose download failed (table `fetches`), to be fetched again.
+
+    A video is re-queued when its latest shard (in `ingested`) is the one whose fetch failed and that
+    shard has no `videos` row for it, so running this twice before the retry shard is materialized adds
+    nothing, and a video that failed again in its retry shard is re-queued once more. Its manifest entry
+    is copied unchanged (same video_id, title, subtitles); downloads resume from the cached `.part`.
+    Subtitle-only failures are not re-queued: their video landed without them (a kept_partial row).
+    """
+    if shard_size < 1:
+        raise IngestError("--shard-size must be at least 1")
+    if not SHARD_KEY_RE.match(prefix):
+        raise IngestError(f"invalid shard prefix {prefix!r} (letters, digits, '_', '-', '.')")
+    if not catalog.shards("fetches"):
+        return IngestPlan(shards={}, skipped_existing=0)
+    failed = catalog.query(
+        "SELECT DISTINCT f.shard, f.video_id FROM fetches f "
+        "WHERE f.status = 'failed' AND f.kind = 'video' "
+        "AND f.shard = (SELECT i.shard FROM ingested i WHERE i.video_id = f.video_id "
+        "               ORDER BY i.ingested_at DESC, i.shard DESC LIMIT 1) "
+        + ("AND NOT EXISTS (SELECT 1 FROM videos v WHERE v.shard = f.shard AND v.video_id = f.video_id) "
+           if catalog.shards("videos") else "")
+        + "ORDER BY f.shard, f.video_id"
+    )
+    wanted: dict[str, set[str]] = {}
+    for shard, video_id in zip(failed["shard"], failed["video_id"], strict=True):
+        wanted.setdefault(shard, set()).add(video_id)
+    entries = []
+    for shard, video_ids in wanted.items():
+        entries += [e for e in load_manifest(storage, shard) if e.video_id in video_ids and not e.ingest_error]
+    return IngestPlan(shards=_split_into_shards(entries, catalog, shard_size, prefix), skipped_existing=0)
 
 
 def write_plan(plan: IngestPlan, catalog: Catalog, storage: Storage) -> None:
@@ -298,7 +331,7 @@ def write_plan(plan: IngestPlan, catalog: Catalog, storage: Storage) -> None:
         storage.put_bytes(manifest_key(shard), ("\n".join(e.to_json() for e in entries) + "\n").encode("utf-8"))
         first = {e.video_id: e for e in reversed(entries)}  # one row per video_id: its first entry
         rows = [IngestedVideo(e.video_id, shard, e.uri, e.source, e.ingest_error, now) for e in first.values()]
-        catalog.replace_shard(INGESTED.name, shard, rows)
+        catalog.replace_shard("ingested", shard, rows)
 
 
 def load_manifest(storage: Storage, shard: str) -> list[ManifestEntry]:

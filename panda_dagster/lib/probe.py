@@ -24,6 +24,10 @@ _MIDDLE_FRAMES = 3  # frames decoded at the middle keyframe
 _SNIFF_BYTES = 4096
 
 
+MIN_PLAUSIBLE_FPS = 0.1  # one frame per 10 s (time-lapse slides)
+MAX_PLAUSIBLE_FPS = 1000.0  # high-speed cameras record 960 fps
+
+
 class ProbeError(Exception):
     """The file is not a usable video; the message says why in plain words."""
 
@@ -139,6 +143,9 @@ def _describe_open_failure(path: Path, size: int, head: bytes, error: Exception)
         return "cannot open: invalid data found when processing input (not a media file?)"
     if "permission" in lowered:
         return "cannot read: permission denied"
+    if "resource busy" in lowered or "cannot allocate memory" in lowered:
+        # What FFmpeg says when the header declares a frame it refuses to allocate (e.g. 100000x100000).
+        return f"cannot open: the header declares an unusable stream (absurd resolution?): {message}"
     return f"cannot open: {message or type(error).__name__}"
 
 
@@ -354,8 +361,46 @@ def probe_video(path: Path | str) -> ProbeResult:
 
 
 def _probe_open(container, path: Path, size_bytes: int, sha256: str) -> ProbeResult:
-    import av
+    """The probe of an opened file, step by step; each step raises ProbeError for what it finds unusable."""
+    stream, audio_streams = _video_stream(container)
+    codec = _codec_name(stream)
+    scan = _scan_video(container, stream, codec)
+    _require_frames(container, stream, scan)
+    timing = _timing(container, stream, scan)
+    fps = _frame_rate(stream, timing)
+    first = scan.first
+    width = stream.codec_context.width or first.width
+    height = stream.codec_context.height or first.height
+    pix_fmt = stream.codec_context.pix_fmt or first.pix_fmt
+    decodable_s = _decodable_s(container, stream, scan, path, timing)
+    if not width or not height:
+        raise ProbeError("video stream has no frame size")
+    decodable_s, partial_reason = _partial(timing, decodable_s)
+    return ProbeResult(
+        container=_container_name(
+            container.format.name, path.suffix, (container.metadata or {}).get("major_brand")
+        ),
+        codec=codec,
+        pix_fmt=pix_fmt or "unknown",
+        duration_s=round(timing.duration_s, 6),
+        fps=fps,
+        n_frames=len(scan.pts),
+        width=int(width),
+        height=int(height),
+        is_vfr=timing.is_vfr,
+        has_audio=bool(audio_streams),
+        n_audio_streams=len(audio_streams),
+        audio_codec=_codec_name(audio_streams[0]) if audio_streams else None,
+        size_bytes=size_bytes,
+        sha256=sha256,
+        decodable_s=round(decodable_s, 6),
+        partial_reason=partial_reason,
+    )
 
+
+def _video_stream(container) -> tuple[object, list]:
+    """The first real video stream (cover art is not video) and the audio streams; says what the file
+    holds instead when it has no video."""
     audio_streams = list(container.streams.audio)
     video_streams = [s for s in container.streams.video if not _is_cover_art(s)]
     if not video_streams:
@@ -377,30 +422,66 @@ def _probe_open(container, path: Path, size_bytes: int, sha256: str) -> ProbeRes
         raise ProbeError(f"not a video: no video stream ({', '.join(kinds) or 'no streams at all'})")
     stream = video_streams[0]
     stream.thread_type = "AUTO"
-    codec = _codec_name(stream)
-    time_base = stream.time_base
-    if time_base is None:
-        raise ProbeError("cannot read timestamps: the video stream has no time base")
-    tb = float(time_base)
+    return stream, audio_streams
 
+
+def _scan_video(container, stream, codec: str) -> _PacketScan:
+    import av
+
+    if stream.time_base is None:
+        raise ProbeError("cannot read timestamps: the video stream has no time base")
     try:
-        scan = _scan_packets(container, stream)
+        return _scan_packets(container, stream)
     except av.error.DecoderNotFoundError:
         raise ProbeError(f"cannot decode: no decoder for codec {codec}") from None
-    n_frames = len(scan.pts)
-    if n_frames <= 1:
-        header_frames = stream.frames or 0
-        header_s = (stream.duration * tb) if stream.duration else ((container.duration or 0) / av.time_base)
-        if header_frames > 2 or header_s > 0.5:  # the index promises more: data is missing
-            raise ProbeError(
-                f"truncated or corrupt: only {n_frames} frame{'s' if n_frames != 1 else ''} present"
-                + (f" of {header_frames}" if header_frames else "")
-                + (f" (header says {header_s:.2f} s)" if header_s else "")
-            )
-        if n_frames == 0:
-            raise ProbeError("video stream has no frames" + (f" ({scan.error})" if scan.error else ""))
-        raise ProbeError("video has only 1 frame")
 
+
+def _header_length(container, stream) -> tuple[int, float]:
+    """(frames, seconds) the header promises; 0 where it does not say."""
+    import av
+
+    header_frames = stream.frames or 0
+    tb = float(stream.time_base)
+    header_s = (stream.duration * tb) if stream.duration else ((container.duration or 0) / av.time_base)
+    return header_frames, header_s
+
+
+def _require_frames(container, stream, scan: _PacketScan) -> None:
+    n_frames = len(scan.pts)
+    if n_frames > 1:
+        return
+    header_frames, header_s = _header_length(container, stream)
+    if header_frames > 2 or header_s > 0.5:  # the index promises more: data is missing
+        raise ProbeError(
+            f"truncated or corrupt: only {n_frames} frame{'s' if n_frames != 1 else ''} present"
+            + (f" of {header_frames}" if header_frames else "")
+            + (f" (header says {header_s:.2f} s)" if header_s else "")
+        )
+    if n_frames == 0:
+        raise ProbeError("video stream has no frames" + (f" ({scan.error})" if scan.error else ""))
+    raise ProbeError("video has only 1 frame")
+
+
+@dataclass
+class _Timing:
+    """What the packet timestamps say about the video's length and regularity."""
+
+    tb: float  # seconds per timestamp tick
+    sorted_pts: list[int]
+    start_pts: int
+    frame_s: float  # typical frame interval
+    packet_span_s: float
+    duration_s: float
+    is_vfr: bool
+    truncated: bool  # the header or the demuxer says frames are missing at the end
+    header_frames: int
+    missing_frames: int
+    gap: tuple[float, float] | None  # (start_s, end_s) of a hole in a constant-rate video
+
+
+def _timing(container, stream, scan: _PacketScan) -> _Timing:
+    tb = float(stream.time_base)
+    n_frames = len(scan.pts)
     sorted_pts = sorted(scan.pts)
     deltas = [b - a for a, b in zip(sorted_pts, sorted_pts[1:])]
     median_delta = sorted(deltas)[len(deltas) // 2]
@@ -416,8 +497,7 @@ def _probe_open(container, path: Path, size_bytes: int, sha256: str) -> ProbeRes
     is_vfr = irregular > 0.02 * len(deltas)
 
     # Nominal length from the header, to notice a file whose tail is missing.
-    header_frames = stream.frames or 0
-    header_s = (stream.duration * tb) if stream.duration else ((container.duration or 0) / av.time_base)
+    header_frames, header_s = _header_length(container, stream)
     missing_frames = header_frames - n_frames if header_frames else 0
     truncated = (
         scan.error is not None
@@ -436,7 +516,14 @@ def _probe_open(container, path: Path, size_bytes: int, sha256: str) -> ProbeRes
             if b - a > gap_ticks:
                 gap = ((a - start_pts) * tb + frame_s, (b - start_pts) * tb)
                 break
+    return _Timing(tb, sorted_pts, start_pts, frame_s, packet_span_s, duration_s, is_vfr, truncated,
+                   header_frames, missing_frames, gap)
 
+
+def _frame_rate(stream, timing: _Timing) -> float:
+    """The measured average rate, snapped to the header's exact rational rate when they agree."""
+    sorted_pts, start_pts, tb = timing.sorted_pts, timing.start_pts, timing.tb
+    n_frames = len(sorted_pts)
     measured_fps = (n_frames - 1) / ((sorted_pts[-1] - start_pts) * tb) if sorted_pts[-1] > start_pts else 0.0
     fps = measured_fps
     for nominal in (stream.average_rate, stream.guessed_rate, stream.base_rate):
@@ -445,73 +532,51 @@ def _probe_open(container, path: Path, size_bytes: int, sha256: str) -> ProbeRes
             break
     if not fps:
         raise ProbeError("cannot determine the frame rate")
+    if not MIN_PLAUSIBLE_FPS <= fps <= MAX_PLAUSIBLE_FPS:
+        # Frame timestamps this dense or sparse are a broken header, not a video: its "duration" would
+        # be a fraction of a millisecond (or days), and every clip cut from it meaningless.
+        raise ProbeError(f"implausible frame rate {fps:g} fps (accepted: {MIN_PLAUSIBLE_FPS:g}-{MAX_PLAUSIBLE_FPS:g})")
+    return fps
 
-    width, height = stream.codec_context.width, stream.codec_context.height
-    pix_fmt = stream.codec_context.pix_fmt
 
-    # --- decode checks ---------------------------------------------------------------------
-    first = scan.first
-    width = width or first.width
-    height = height or first.height
-    pix_fmt = pix_fmt or first.pix_fmt
-
+def _decodable_s(container, stream, scan: _PacketScan, path: Path, timing: _Timing) -> float:
+    """Seconds that decode: the first frames (decoded during the scan), the keyframe nearest the middle
+    and the last GOP are decoded; when any of them yields nothing, the whole file is."""
+    first, frame_s = scan.first, timing.frame_s
+    start_s = timing.start_pts * timing.tb
     keyframes = scan.keyframes or [(0, scan.pts[0])]
-    middle_index = n_frames // 2
+    middle_index = len(scan.pts) // 2
     middle_key = max((k for k in keyframes if k[0] <= middle_index), default=keyframes[0])
     last_key = keyframes[-1]
 
     middle = _decode_from_keyframe(container, stream, middle_key, path, frame_limit=_MIDDLE_FRAMES, frame_s=frame_s)
     last = _decode_from_keyframe(container, stream, last_key, path, frame_limit=None, frame_s=frame_s)
-
     if first.frames and middle.frames and last.frames and last.last_time is not None:
-        decodable_s = min(duration_s, last.last_time - start_pts * tb + frame_s)
-    else:
-        # Some window decoded nothing: decode everything to find how far the file is usable.
-        full = _decode_from_keyframe(container, stream, keyframes[0], path, frame_limit=None, frame_s=frame_s)
-        if full.frames == 0 or full.last_time is None:
-            reason = full.error or first.error or "no frame decodes"
-            raise ProbeError(f"cannot decode any frame: {reason}")
-        decodable_s = min(duration_s, full.last_time - start_pts * tb + frame_s)
+        return min(timing.duration_s, last.last_time - start_s + frame_s)
+    full = _decode_from_keyframe(container, stream, keyframes[0], path, frame_limit=None, frame_s=frame_s)
+    if full.frames == 0 or full.last_time is None:
+        reason = full.error or first.error or "no frame decodes"
+        raise ProbeError(f"cannot decode any frame: {reason}")
+    return min(timing.duration_s, full.last_time - start_s + frame_s)
 
-    if not width or not height:
-        raise ProbeError("video stream has no frame size")
 
+def _partial(timing: _Timing, decodable_s: float) -> tuple[float, str | None]:
+    """(decodable_s, partial_reason): a file missing data keeps its decodable part when that is at
+    least MIN_DECODABLE_S; a healthy file counts as decodable over its whole duration."""
+    duration_s, frame_s, gap = timing.duration_s, timing.frame_s, timing.gap
     if gap is not None:
         decodable_s = min(decodable_s, gap[0])
-    partial_reason = None
-    if truncated or gap is not None or decodable_s < duration_s - max(2 * frame_s, 0.02 * duration_s):
-        if decodable_s < MIN_DECODABLE_S:
-            raise ProbeError(
-                f"truncated or corrupt: only {decodable_s:.2f} s of {duration_s:.2f} s decodes"
-            )
-        partial_reason = f"truncated or corrupt: frames decode up to {decodable_s:.2f} s of {duration_s:.2f} s"
-        if missing_frames > 0:
-            partial_reason += f" ({missing_frames} of {header_frames} frames missing)"
-        if gap is not None:
-            partial_reason += f" (no frames between {gap[0]:.2f} s and {gap[1]:.2f} s)"
-    elif decodable_s >= duration_s - max(2 * frame_s, 0.02 * duration_s):
-        decodable_s = duration_s
-
-    return ProbeResult(
-        container=_container_name(
-            container.format.name, path.suffix, (container.metadata or {}).get("major_brand")
-        ),
-        codec=codec,
-        pix_fmt=pix_fmt or "unknown",
-        duration_s=round(duration_s, 6),
-        fps=fps,
-        n_frames=n_frames,
-        width=int(width),
-        height=int(height),
-        is_vfr=is_vfr,
-        has_audio=bool(audio_streams),
-        n_audio_streams=len(audio_streams),
-        audio_codec=_codec_name(audio_streams[0]) if audio_streams else None,
-        size_bytes=size_bytes,
-        sha256=sha256,
-        decodable_s=round(decodable_s, 6),
-        partial_reason=partial_reason,
-    )
+    slack = max(2 * frame_s, 0.02 * duration_s)
+    if not (timing.truncated or gap is not None or decodable_s < duration_s - slack):
+        return duration_s, None  # decodable_s >= duration_s - slack here
+    if decodable_s < MIN_DECODABLE_S:
+        raise ProbeError(f"truncated or corrupt: only {decodable_s:.2f} s of {duration_s:.2f} s decodes")
+    reason = f"truncated or corrupt: frames decode up to {decodable_s:.2f} s of {duration_s:.2f} s"
+    if timing.missing_frames > 0:
+        reason += f" ({timing.missing_frames} of {timing.header_frames} frames missing)"
+    if gap is not None:
+        reason += f" (no frames between {gap[0]:.2f} s and {gap[1]:.2f} s)"
+    return decodable_s, reason
 
 
 def _decode_from_keyframe(

@@ -1,15 +1,36 @@
-"""Typed rows of the foundation tables (`videos`, `subtitles`, `quarantine`)."""
+"""Typed rows of the foundation tables (`ingested`, `videos`, `subtitles`, `quarantine`).
+
+Tables are declared in `lib/schema.py`; this module stays light (no heavy imports) so any module can
+use the row types.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from panda_dagster.lib.catalog import register_table
+from panda_dagster.lib.probe import ProbeResult
+
+# Where a cue's text came from; also the part of the `subtitles` table it is stored in.
+CUE_SOURCE_SUBTITLE = "subtitle"  # a subtitle file or inline manifest text (raw_videos)
+CUE_SOURCE_ASR = "asr"  # speech recognition (the `transcripts` asset)
+CUE_SOURCES = (CUE_SOURCE_SUBTITLE, CUE_SOURCE_ASR)
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class IngestedVideo:
+    """Row of the `ingested` table: which shard each video was assigned to, and from where."""
+
+    video_id: str
+    shard: str
+    uri: str
+    source: str
+    ingest_error: str | None  # flagged entries are recorded too, so re-ingesting skips them
+    ingested_at: dt.datetime
 
 
 @dataclass
@@ -18,21 +39,7 @@ class VideoRecord:
     shard: str
     uri: str  # where the video came from (local path, s3:// or http(s):// URL)
     local_path: str  # where it was read from (the URI itself for local files, else a cache path)
-    container: str
-    codec: str
-    pix_fmt: str
-    duration_s: float
-    fps: float  # average frame rate
-    n_frames: int  # counted by demuxing, not taken from the header
-    width: int
-    height: int
-    is_vfr: bool
-    has_audio: bool
-    n_audio_streams: int
-    audio_codec: str | None
-    size_bytes: int
-    sha256: str
-    decodable_s: float  # seconds that actually decode; < duration_s for a partially decodable file
+    probe: ProbeResult  # what the decoder found; stored as flat columns (codec, duration_s, ...)
     title: str | None
     description: str | None
     url: str | None
@@ -42,14 +49,21 @@ class VideoRecord:
 
 
 @dataclass
-class SubtitleCue:
-    video_id: str
-    shard: str
-    cue_index: int
+class Cue:
+    """One timed line of text of a video: a subtitle cue or an ASR segment (the `subtitles` table's row).
+
+    The subtitle parser makes bare cues (`Cue(start_s, end_s, text)`); the stages fill in which video,
+    shard and position they belong to.
+    """
+
     start_s: float
     end_s: float
     text: str
-    source: str  # 'file' (sidecar or manifest path), 'inline' (manifest text) or 'asr'
+    video_id: str = ""
+    shard: str = ""
+    cue_index: int = 0  # position among the video's cues of the same source
+    source: str = CUE_SOURCE_SUBTITLE  # CUE_SOURCES; the table is split into parts by it
+    origin: str | None = None  # 'file' (sidecar or manifest path), 'inline' (manifest text), or the ASR model
 
 
 @dataclass
@@ -62,8 +76,3 @@ class QuarantineRecord:
     action: str = "dropped"  # 'dropped', or 'kept_partial' when the usable part was kept
     detail: str | None = None  # the underlying error, for debugging
     created_at: dt.datetime = field(default_factory=utcnow)
-
-
-VIDEOS = register_table("videos", VideoRecord)
-SUBTITLES = register_table("subtitles", SubtitleCue)
-QUARANTINE = register_table("quarantine", QuarantineRecord, part_column="stage")

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-@dataclass
-class Cue:
-    start_s: float
-    end_s: float
-    text: str
+from panda_dagster.lib.records import CUE_SOURCE_SUBTITLE, Cue  # the one cue type (the `subtitles` table's row)
 
 
 class SubtitleError(Exception):
@@ -269,3 +265,16 @@ def write_vtt(cues: list[Cue], path: str | Path) -> Path:
         )
     path.write_text("\n".join(blocks), encoding="utf-8")
     return path
+
+
+def cues_by_video(cues: Iterable[Cue]) -> dict[str, list[Cue]]:
+    """Cues grouped per video, in time order. A video's subtitle cues win over its ASR cues: ASR is the
+    fallback for videos without subtitles, and both together would say everything twice."""
+    grouped: dict[str, list[Cue]] = {}
+    for cue in cues:
+        grouped.setdefault(cue.video_id, []).append(cue)
+    for video_id, items in grouped.items():
+        if any(c.source == CUE_SOURCE_SUBTITLE for c in items):
+            items = [c for c in items if c.source == CUE_SOURCE_SUBTITLE]
+        grouped[video_id] = sorted(items, key=lambda c: (c.start_s, c.end_s, c.cue_index))
+    return grouped

@@ -19,10 +19,6 @@ SELECTED_CAPTIONS_CHECK_SPECS = shard_check_specs("selected_captions", blocking=
 
 
 def evaluate_selection_checks(catalog: Catalog, shard: str, stage: str, selected: set[str]) -> list[CheckOutcome]:
-    from panda_dagster.lib.selection import records as _selection  # noqa: F401  registers the tables
-    from panda_dagster.lib.teachers import records as _teachers  # noqa: F401
-    from panda_dagster.lib.video import records as _clips  # noqa: F401
-
     chosen = catalog.read_shard("selected_captions", shard)
     outcomes = []
     if "one_selected_caption_from_candidates" in selected:

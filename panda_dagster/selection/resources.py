@@ -3,26 +3,11 @@ selection model, loaded once per process and shared by every shard the process m
 
 from __future__ import annotations
 
-import threading
-
 from panda_dagster.common.models import ModelProfileResource
-
-_FINETUNED: dict[tuple[str, str], object] = {}  # (version, device) -> CaptionScorer; newest only
-_FINETUNED_LOCK = threading.Lock()
 
 
 class CaptionScorerResource(ModelProfileResource):
     """open_clip model that scores candidate captions against a clip's key frames."""
-
-    @property
-    def resolved_device(self) -> str:
-        return self._device
-
-    @property
-    def models_label(self) -> str:
-        from panda_dagster.lib.models.profiles import TINY_LABEL
-
-        return TINY_LABEL if self._profile == "tiny" else self._profile
 
     @property
     def base_model_name(self) -> str:
@@ -44,9 +29,9 @@ class CaptionScorerResource(ModelProfileResource):
         info = latest_selection_model(storage, self._profile) if use_selection_model else None
         if info is None:
             return CaptionScorer(self.base_model()), None
-        key = (info.version, self._device)
-        with _FINETUNED_LOCK:
-            if key not in _FINETUNED:
-                _FINETUNED.clear()  # one fine-tuned model in memory at a time
-                _FINETUNED[key] = load_selection_scorer(storage, info, self._device)
-            return _FINETUNED[key], info
+        from panda_dagster.lib.models.cache import cached_model
+
+        # One fine-tuned model in memory at a time: a newer version replaces the older one.
+        scorer = cached_model(("selection_model", info.version, self._device),
+                              lambda: load_selection_scorer(storage, info, self._device), slot="selection_model")
+        return scorer, info

@@ -9,11 +9,11 @@ import zlib
 import numpy as np
 import pytest
 
-from panda_dagster.lib import tables  # noqa: F401  registers every table
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ids import clip_id
 from panda_dagster.lib.models.profiles import TINY_LABEL
-from panda_dagster.lib.records import QuarantineRecord, SubtitleCue, VideoRecord
+from panda_dagster.lib.probe import ProbeResult
+from panda_dagster.lib.records import Cue, QuarantineRecord, VideoRecord
 from panda_dagster.lib.selection.records import CaptionScore, SelectedCaption
 from panda_dagster.lib.storage import LocalStorage
 from panda_dagster.lib.teachers.records import TeacherCaption
@@ -34,10 +34,11 @@ def keyframe_jpeg(topic: int, rng) -> bytes:
 
 
 def _video(video_id: str, shard: str, n_cues: int, metadata: dict | None = None) -> VideoRecord:
+    probe = ProbeResult(container="mp4", codec="h264", pix_fmt="yuv420p", duration_s=60.0, fps=25.0, n_frames=1500,
+                        width=64, height=48, is_vfr=False, has_audio=False, n_audio_streams=0, audio_codec=None,
+                        size_bytes=1000, sha256="0" * 64, decodable_s=60.0, partial_reason=None)
     return VideoRecord(video_id=video_id, shard=shard, uri=f"/data/{video_id}.mp4", local_path=f"/data/{video_id}.mp4",
-                       container="mp4", codec="h264", pix_fmt="yuv420p", duration_s=60.0, fps=25.0, n_frames=1500,
-                       width=64, height=48, is_vfr=False, has_audio=False, n_audio_streams=0, audio_codec=None,
-                       size_bytes=1000, sha256="0" * 64, decodable_s=60.0, title=None, description=None, url=None,
+                       probe=probe, title=None, description=None, url=None,
                        metadata_json=json.dumps(metadata) if metadata else None, n_subtitle_cues=n_cues)
 
 
@@ -83,8 +84,8 @@ def populate(home, n_videos: int = 24, clips_per_video: int = 5, eval_videos: in
                                                 scorer="tiny", selection_model_version=None, models_label=TINY_LABEL))
                 # narration: says the topic half of the time
                 said = TOPICS[topic] if rng.random() < 0.5 else "nothing much"
-                subs.append(SubtitleCue(video_id=vid, shard=shard, cue_index=c, start_s=start + 0.5, end_s=end - 0.5,
-                                        text=f"now we look at {said}", source="file"))
+                subs.append(Cue(video_id=vid, shard=shard, cue_index=c, start_s=start + 0.5, end_s=end - 0.5,
+                                text=f"now we look at {said}", origin="file"))
             refs = {"references": [f"a {TOPICS[t]} {w}" for t in video_topics[:1] for w in ("scene", "view")]} if is_eval else None
             videos.append(_video(vid, shard, clips_per_video, refs))
         catalog.replace_shard("videos", shard, videos)
@@ -92,7 +93,7 @@ def populate(home, n_videos: int = 24, clips_per_video: int = 5, eval_videos: in
         catalog.replace_shard("teacher_captions", shard, teachers)
         catalog.replace_shard("selected_captions", shard, selected)
         catalog.replace_shard("caption_scores", shard, scores)
-        catalog.replace_shard("subtitles", shard, subs)
+        catalog.replace_shard("subtitles", shard, subs, part="subtitle")
         catalog.replace_shard("quarantine", shard, [
             QuarantineRecord(shard=shard, uri=f"/data/broken-{shard}.mp4", stage="raw_videos",
                              reason=f"no video stream in /data/broken-{shard}.mp4")], part="raw_videos")

@@ -9,7 +9,8 @@ import pytest
 
 from panda_dagster.lib.evaluation import captions
 from panda_dagster.lib.evaluation.benchmark import clip_narration, pil_loader, run_retrieval_benchmark
-from panda_dagster.lib.evaluation.catalog_io import catalog_shards, load_shard_tables, read_uri
+from panda_dagster.lib.evaluation.catalog_io import catalog_shards, load_shard_tables
+from panda_dagster.lib.storage import artifact_reader
 from panda_dagster.lib.evaluation.howto100m import JointEmbeddingConfig
 from panda_dagster.lib.evaluation.records import ALL_SHARDS
 from panda_dagster.lib.evaluation.report import build_report, write_report
@@ -51,7 +52,7 @@ def test_retrieval_benchmark_three_ways(populated, encoders):
 
     cat = lambda attr: pd.concat([getattr(t, attr) for t in frames.values()], ignore_index=True)  # noqa: E731
     result = run_retrieval_benchmark(cat("clips"), cat("selected_captions"), cat("teacher_captions"), cat("subtitles"),
-                                     cat("videos"), pil_loader(lambda uri: read_uri(storage, uri)),
+                                     cat("videos"), pil_loader(artifact_reader(storage)),
                                      encoders.embed_images, encoders.embed_texts, FAST, models_label=TINY_LABEL)
     assert result.eval_shards == ["evalset"] and result.train_shards == ["train-a"]
     assert result.fixed_teacher == "tinyblip"  # tinyllava wins every clip; the fixed baseline is the other, by name
@@ -116,7 +117,7 @@ def test_feature_cache_skips_already_embedded_clips(populated, encoders, tmp_pat
         return encoders.embed_images(images)
 
     cache = FeatureCache(tmp_path / "feats.npz")
-    first = video_features(clips, pil_loader(lambda u: read_uri(storage, u)), counting_embed, cache=cache)
+    first = video_features(clips, pil_loader(artifact_reader(storage)), counting_embed, cache=cache)
     texts = text_features(["a red scene", "", "a red scene", "a blue view"], encoders.embed_texts, cache)
     cache.save()
     assert sum(calls) == 20 and len(cache) == 10 + 2
@@ -124,7 +125,7 @@ def test_feature_cache_skips_already_embedded_clips(populated, encoders, tmp_pat
 
     reloaded = FeatureCache(tmp_path / "feats.npz")
     calls.clear()
-    again = video_features(clips, pil_loader(lambda u: read_uri(storage, u)), counting_embed, cache=reloaded)
+    again = video_features(clips, pil_loader(artifact_reader(storage)), counting_embed, cache=reloaded)
     assert calls == [] and np.allclose(first, again)
     (tmp_path / "feats.npz").write_bytes(b"garbage")
     assert len(FeatureCache(tmp_path / "feats.npz")) == 0  # a damaged cache is rebuilt
@@ -140,3 +141,37 @@ def test_shard_without_any_upstream_rows():
     assert ev.value("clips.count") == 0 and ev.value("quarantine.count") == 0
     assert ev.value("models.tiny") == 0.0 and ev.plots == {}
     assert len(ev.records()) == len(ev.metrics)
+
+
+def test_offline_shard_says_per_model_what_was_trained_and_what_random(populated):
+    """An `offline` run: the eval_metrics label and the report banner list the trained models (ASR, frame and
+    sentence embedders) apart from the random-weight ones (captioners, caption scorer) — not "TINY MODELS"."""
+    import dataclasses
+
+    from panda_dagster.lib.models.roles import models_label, profile_roles
+    from panda_dagster.lib.storage import LocalStorage
+
+    catalog = populated["catalog"]
+    for table, changes in (("teacher_captions", {"profile": "offline"}), ("selected_captions", {"models_label": "offline"}),
+                           ("clips", {"models_label": "timm/tf_efficientnet_lite0@packaged"})):
+        catalog.replace_shard(table, "train-a", [dataclasses.replace(r, **changes) for r in catalog.rows(table, "train-a")])
+    ev = evaluate_shard(load_shard_tables(catalog, "train-a"))
+    models = ev.metrics[0]
+    assert models.name == "models.tiny" and models.value == 1.0  # captions still come from random twins
+    assert models.detail["label"] == models_label("offline") and TINY_LABEL not in models.detail["label"]
+    assert models.detail["profiles"] == ["offline"]
+    assert models.detail["random_roles"] == ["caption scorer", "captioners"]
+    trained = {r.role for r in profile_roles("offline") if r.trained}
+    assert trained == {"asr", "frame embedder", "sentence embedder"}
+    catalog.replace_shard("eval_metrics", "train-a", ev.records())
+
+    html = build_report(catalog, LocalStorage(catalog.home / "artifacts"), shards=["train-a"], n_samples=1)
+    banner = html[html.index("Models profile <b>offline</b>"):]
+    banner = banner[:banner.index("</div>")]
+    trained_part, random_part = banner.split("RANDOM weights:")
+    for role in trained:
+        assert f"{role} (" in trained_part and f"{role} (" not in random_part
+    assert "EfficientNet-Lite0" in trained_part and "all-MiniLM-L6-v2" in trained_part
+    assert "captioners (" in random_part and "caption scorer (" in random_part
+    assert TINY_LABEL not in html
+    assert "RANDOM weights: caption scorer, captioners" in html  # the shard's own tag

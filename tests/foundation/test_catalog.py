@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import duckdb
 import pytest
 
-from panda_dagster.lib.catalog import Catalog, register_table
+from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.records import QuarantineRecord
+from panda_dagster.lib.schema import TABLES, Table
 
 
 @dataclass
@@ -20,7 +21,8 @@ class Item:
     note: str | None = None
 
 
-ITEMS = register_table("test_items", Item)
+ITEMS = Table("test_items", Item)
+WITH_ITEMS = [*TABLES.values(), ITEMS]  # the project's tables plus this test's own
 
 
 def _items(shard: str, n: int, offset: int = 0) -> list[Item]:
@@ -28,7 +30,7 @@ def _items(shard: str, n: int, offset: int = 0) -> list[Item]:
 
 
 def test_replace_shard_is_idempotent_and_isolated(tmp_path):
-    cat = Catalog(tmp_path)
+    cat = Catalog(tmp_path, WITH_ITEMS)
     cat.replace_shard("test_items", "a", _items("a", 3))
     cat.replace_shard("test_items", "b", _items("b", 2))
     cat.replace_shard("test_items", "a", _items("a", 3))  # re-run: replaces, no duplicates
@@ -43,7 +45,7 @@ def test_replace_shard_is_idempotent_and_isolated(tmp_path):
 
 
 def test_empty_table_is_queryable_and_rows_are_validated(tmp_path):
-    cat = Catalog(tmp_path)
+    cat = Catalog(tmp_path, WITH_ITEMS)
     cat.ensure_views([ITEMS])
     assert cat.query("SELECT count(*) AS n FROM test_items")["n"][0] == 0
     with pytest.raises(ValueError, match="shard"):
@@ -67,14 +69,14 @@ def test_quarantine_is_replaced_per_stage(tmp_path):
 
 
 def _writer(home: str, shard: str, rounds: int) -> None:
-    cat = Catalog(home)
+    cat = Catalog(home, WITH_ITEMS)
     for r in range(rounds):
         cat.replace_shard("test_items", shard, _items(shard, 50, offset=r))
 
 
 def test_parallel_writer_processes_and_concurrent_readers(tmp_path):
     """Separate processes write different shards at once while a reader holds the catalog open."""
-    cat = Catalog(tmp_path)
+    cat = Catalog(tmp_path, WITH_ITEMS)
     cat.ensure_views([ITEMS])
     reader = duckdb.connect(str(cat.path), read_only=True)  # held open during all writes
     ctx = mp.get_context("spawn")

@@ -14,7 +14,7 @@ from dagster import DagsterInstance, build_sensor_context
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.ingest.sensors import inbox_sensor
 from panda_dagster.lib.catalog import Catalog
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -16,7 +16,7 @@ from panda_dagster.ingest.assets import raw_videos
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ingest import ingest_source
 from panda_dagster.lib.storage import LocalStorage
-from panda_dagster.lib.synth import Scene, Transition, ffmpeg_exe, render_video
+from panda_dagster.fixtures.synth import Scene, Transition, ffmpeg_exe, render_video
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +83,12 @@ def test_bad_inputs_are_quarantined_and_good_videos_land(panda_home, corpus):
     assert videos.loc["good2"].codec == "vp9" and bool(videos.loc["good2"].has_audio)
     assert len(good.sha256) == 64 and good.size_bytes == corpus["good"].path.stat().st_size
 
-    cues = catalog.query("SELECT video_id, text, source FROM subtitles ORDER BY video_id, cue_index")
+    cues = catalog.query("SELECT video_id, text, source, origin FROM subtitles ORDER BY video_id, cue_index")
     assert cues.to_dict("records") == [
-        {"video_id": "brokents", "text": "ok cue", "source": "file"},
-        {"video_id": "good", "text": "a shape moves", "source": "file"},
-        {"video_id": "good", "text": "now yellow", "source": "file"},
-        {"video_id": "good2", "text": "inline words", "source": "inline"},
+        {"video_id": "brokents", "text": "ok cue", "source": "subtitle", "origin": "file"},
+        {"video_id": "good", "text": "a shape moves", "source": "subtitle", "origin": "file"},
+        {"video_id": "good", "text": "now yellow", "source": "subtitle", "origin": "file"},
+        {"video_id": "good2", "text": "inline words", "source": "subtitle", "origin": "inline"},
     ]
 
     q = catalog.query("SELECT video_id, stage, action, reason FROM quarantine").set_index("video_id")

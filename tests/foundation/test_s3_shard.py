@@ -10,7 +10,7 @@ from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.ingest.assets import raw_videos
 from panda_dagster.lib.ingest import ingest_source, manifest_key
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 
 @pytest.fixture

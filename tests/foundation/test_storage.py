@@ -7,7 +7,7 @@ from functools import partial
 import boto3
 import pytest
 
-from panda_dagster.lib.storage import FetchError, LocalStorage, S3Storage, fetch_source
+from panda_dagster.lib.storage import FetchError, LocalStorage, S3Storage, artifact_reader, fetch_source, read_artifact
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,27 @@ def test_fetch_source_local_s3_http_and_errors(s3_client, tmp_path):
         fetch_source("ftp://example.invalid/v.mp4", tmp_path / "cache")
     with pytest.raises(FetchError, match="could not download"):
         fetch_source("s3://panda-test/in/missing.mp4", tmp_path / "cache", s3_client=s3_client)
+
+
+def test_one_reader_for_artifact_uris(s3_client, tmp_path):
+    """Key frames and other artifacts are read back by the URI a stage stored, whatever its kind."""
+    local = LocalStorage(tmp_path / "artifacts")
+    s3 = S3Storage(s3_client, "panda-test", prefix="runs/1", cache_dir=tmp_path / "cache")
+    local_uri = local.put_bytes("shards/s1/keyframes/a.jpg", b"local bytes")
+    s3_uri = s3.put_bytes("shards/s1/keyframes/b.jpg", b"s3 bytes")
+    assert s3_uri == "s3://panda-test/runs/1/shards/s1/keyframes/b.jpg"
+    plain = tmp_path / "loose file.jpg"
+    plain.write_bytes(b"plain")
+
+    assert read_artifact(local_uri, local) == b"local bytes"
+    assert read_artifact(local_uri) == b"local bytes"  # a local storage's URIs are plain paths
+    assert read_artifact(plain.as_uri()) == b"plain"  # file:// with an escaped space
+    assert read_artifact(s3_uri, s3) == b"s3 bytes"  # through the storage's client and prefix
+    assert read_artifact(s3_uri, s3_client=s3_client) == b"s3 bytes"  # any s3:// URI, given a client
+    assert read_artifact(s3_uri, local, s3_client=s3_client) == b"s3 bytes"  # not this storage's: by scheme
+    read = artifact_reader(s3)
+    assert read(s3_uri) == b"s3 bytes" and read(str(plain)) == b"plain"
+    with pytest.raises(FileNotFoundError, match="artifact not found"):
+        read_artifact(str(tmp_path / "missing.jpg"), local)
+    with pytest.raises(FileNotFoundError, match="unsupported URI scheme 'http'"):
+        read_artifact("http://example.org/a.jpg")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from panda_dagster.lib.probe import ProbeError, ProbeResult, probe_video
-from panda_dagster.lib.synth import Scene, ffmpeg_exe, random_scenes, render_video
+from panda_dagster.fixtures.synth import Scene, ffmpeg_exe, random_scenes, render_video
 
 SAMPLE_VIDEOS = [
     "derived_bbb_0_30_mpeg4.avi",

@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
-from panda_dagster.lib import synth
+from panda_dagster.fixtures import synth
 from panda_dagster.lib.subtitles import parse_subtitles
-from panda_dagster.lib.synth import PALETTE, Scene, Shape, Transition, make_demo_corpus, random_scenes, render_video
+from panda_dagster.fixtures.synth import PALETTE, Scene, Shape, Transition, make_demo_corpus, random_scenes, render_video
 
 
 def decode_rgb(path) -> list[np.ndarray]:

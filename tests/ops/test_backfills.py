@@ -14,6 +14,7 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance, build_sched
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from panda_dagster.common.jobs import SHARD_ASSETS
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.common.schedules import CATCH_UP, TRIGGER_TAG, nightly_catch_up, plan_catch_up
@@ -21,11 +22,13 @@ from panda_dagster.ingest.assets import raw_videos
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ingest import ingest_source, manifest_key
 from panda_dagster.lib.storage import LocalStorage
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PIPELINE = ["raw_videos", "clips", "teacher_captions", "selected_captions", "eval_metrics"]
+PIPELINE = list(SHARD_ASSETS)  # every per-shard asset, upstream first
+UP_TO_CLIPS = PIPELINE[1:PIPELINE.index("clips") + 1]  # what a shard with raw_videos needs up to its clips
+AFTER_CLIPS = PIPELINE[PIPELINE.index("clips") + 1:]  # what re-materialized clips make stale
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +109,9 @@ def test_catch_up_plans_missing_and_stale_shards_and_submits_one_backfill(panda_
     plan = plan_catch_up(instance, repo.asset_graph)
     assert plan == {shards[1]: PIPELINE[1:], shards[2]: PIPELINE}
 
-    # Re-materializing shard 1's clips makes everything below it stale, not raw_videos.
+    # Re-materializing shard 1's clips makes everything below it stale, not what is above it.
     _report(instance, "clips", shards[0])
-    assert plan_catch_up(instance, repo.asset_graph)[shards[0]] == PIPELINE[2:]
+    assert plan_catch_up(instance, repo.asset_graph)[shards[0]] == AFTER_CLIPS
 
     job = defs.get_job_def("catch_up_backfill")
     run = job.execute_in_process(instance=instance, tags={"panda/schedule": "nightly_catch_up"})
@@ -121,8 +124,8 @@ def test_catch_up_plans_missing_and_stale_shards_and_submits_one_backfill(panda_
                 for key in target.asset_keys}
     assert by_asset == {
         "raw_videos": {shards[2]},
-        "clips": {shards[1], shards[2]},
-        **{a: set(shards) for a in PIPELINE[2:]},
+        **{a: {shards[1], shards[2]} for a in UP_TO_CLIPS},
+        **{a: set(shards) for a in AFTER_CLIPS},
     }
     # While that backfill is pending, the next night submits nothing on top of it.
     assert job.execute_in_process(instance=instance).success
@@ -137,3 +140,31 @@ def test_nightly_schedule_requests_the_catch_up_job():
     tick = datetime(2026, 11, 21, 3, 0, tzinfo=timezone.utc)
     request = nightly_catch_up.evaluate_tick(build_schedule_context(scheduled_execution_time=tick)).run_requests[0]
     assert request.tags[TRIGGER_TAG] == CATCH_UP and request.run_key == tick.isoformat()
+
+
+def test_the_catch_up_job_plans_over_the_graph_its_code_location_hands_in():
+    """common/schedules.py sits below definitions.py: it does not import it, it is handed the asset graph."""
+    from dagster import Definitions, asset
+
+    from panda_dagster.common.schedules import ASSET_GRAPH_RESOURCE, asset_graph_resource, catch_up_backfill
+
+    code = "import sys, panda_dagster.common.schedules; print('panda_dagster.definitions' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert loaded.stdout.strip() == "False", loaded.stderr[-2000:]
+
+    @asset(partitions_def=video_shards)
+    def first() -> None: ...
+
+    @asset(partitions_def=video_shards, deps=[first])
+    def second() -> None: ...
+
+    location = Definitions(assets=[first, second])
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(video_shards.name, ["s1", "s2"])
+    _report(instance, "first", "s2")
+    resources = {ASSET_GRAPH_RESOURCE: asset_graph_resource(lambda: location.get_repository_def().asset_graph)}
+    assert catch_up_backfill.execute_in_process(instance=instance, resources=resources).success
+    (backfill,) = instance.get_backfills()
+    target = backfill.asset_backfill_data.target_subset
+    assert {key.to_user_string(): set(target.get_partitions_subset(key).get_partition_keys())
+            for key in target.asset_keys} == {"first": {"s1"}, "second": {"s1", "s2"}}

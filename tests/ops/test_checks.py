@@ -211,7 +211,7 @@ def test_quarantine_share_warns_above_the_bar(monkeypatch):
 @pytest.fixture(scope="module")
 def shard_videos(tmp_path_factory) -> Path:
     """Two good generated videos (a hard cut each) and one file that is not a video."""
-    from panda_dagster.lib.synth import Scene, Transition, render_video
+    from panda_dagster.fixtures.synth import Scene, Transition, render_video
 
     folder = tmp_path_factory.mktemp("check_videos")
     for i in range(2):

@@ -1,7 +1,9 @@
 """docker/: the compose deployment is consistent with the production instance config and the images,
+the compose files are accepted by the compose CLI (Debian's docker-compose 1.29 or `docker compose`),
 and the production dagster.yaml runs for real against a local PostgreSQL (Debian package, started by
 the `postgres_server` fixture) with compute logs in S3 (moto's S3 server) while a shard materializes.
-Docker itself is not available here, so images are not built and containers are not started."""
+Building the images and running the whole stack in containers is `make deploy-test`
+(deploy/deploy_test.py), which needs root and a Docker daemon and takes minutes."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ingest import ingest_source
 from panda_dagster.lib.storage import LocalStorage
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
@@ -102,16 +104,62 @@ def test_compose_file_wires_postgres_webserver_daemon_and_user_code():
     assert "download.pytorch.org/whl/${TORCH_CUDA}" in (DOCKER / "Dockerfile.cuda").read_text()
 
 
-def test_compose_cli_accepts_the_file():
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        command = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
-        command = ["docker-compose"]
-    else:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    proc = subprocess.run([*command, "-f", str(DOCKER / "docker-compose.yaml"), "config", "-q"],
+def _compose_cli() -> list[str]:
+    """The compose CLI; installed from Debian (docker-compose) when missing and root, else skip saying so."""
+    def found() -> list[str] | None:
+        if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+            return ["docker", "compose"]
+        return ["docker-compose"] if shutil.which("docker-compose") else None
+
+    command = found()
+    if command is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker-compose"],
+                       capture_output=True, timeout=600, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        command = found()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed (and not root with apt-get to "
+                    "install Debian's docker-compose)")
+    return command
+
+
+@pytest.mark.parametrize("compose_file", ["docker/docker-compose.yaml", "deploy/compose.yaml"])
+def test_compose_cli_accepts_the_file(compose_file):
+    proc = subprocess.run([*_compose_cli(), "-f", str(REPO / compose_file), "config", "-q"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_deploy_test_stack_stays_on_loopback():
+    """The stack `make deploy-test` runs: host networking, every listener on 127.0.0.1, images built
+    from packages (no registry image), and run containers on the host network too."""
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "s3", "user_code", "webserver", "daemon"} <= set(services)
+    for name, service in services.items():
+        assert service["network_mode"] == "host", name
+        assert "ports" not in service, name
+        assert service["image"].startswith("${PANDA_"), name  # built by deploy/deploy_test.py, never pulled
+        command = service.get("command", [])
+        if "-h" in command:
+            assert command[command.index("-h") + 1] == "127.0.0.1", name
+        if "-H" in command:
+            assert command[command.index("-H") + 1] == "127.0.0.1", name
+    assert services["postgres"]["environment"]["POSTGRES_LISTEN"] == "127.0.0.1"
+    env = services["daemon"]["environment"]
+    assert env["DAGSTER_DOCKER_NETWORK"] == "host" and env["DAGSTER_POSTGRES_HOST"] == "127.0.0.1"
+    # Every variable the production instance config reads is set, and no service mounts the data volume:
+    # the catalog reaches the run containers through S3 (PANDA_S3_BUCKET), not through a shared disk.
+    prod = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    for name in ("user_code", "webserver", "daemon"):
+        assert _env_refs(prod) <= set(services[name]["environment"]), name
+        assert services[name]["environment"]["PANDA_S3_BUCKET"]
+        assert not any("panda_data" in v for v in services[name].get("volumes", [])), name
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    targets = re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, re.M)
+    assert targets == ["base", "postgres", "dagster", "user-code"]
+    # The last stage is what a plain `docker build` (and docker-compose.yaml) gets: the user-code image.
+    assert targets[-1] == "user-code"
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in dockerfile
 
 
 def _free_port() -> int:
@@ -215,3 +263,11 @@ def test_production_instance_on_postgres_materializes_a_shard(panda_home, tmp_pa
         Bucket="ops-logs").get("Contents", [])]
     assert any(k.startswith("dagster/compute-logs/storage/") for k in log_keys), log_keys
     assert list(Catalog(panda_home).query("SELECT shard FROM videos")["shard"]) == [shard]
+
+
+def test_run_containers_get_every_variable_the_instance_reads():
+    """A run container loads docker/dagster.yaml too: the launcher must forward every `env:` it reads
+    (DAGSTER_DOCKER_NETWORK was missing once, and every run died before its first step)."""
+    prod = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    forwarded = set(prod["run_launcher"]["config"]["env_vars"])
+    assert _env_refs(prod) <= forwarded, _env_refs(prod) - forwarded

@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from panda_dagster.common.jobs import SHARD_ASSETS
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ingest import ingest_source
 from panda_dagster.lib.storage import LocalStorage
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 REPO = Path(__file__).resolve().parents[2]
-PIPELINE = ["raw_videos", "clips", "teacher_captions", "selected_captions", "eval_metrics"]
+PIPELINE = list(SHARD_ASSETS)
 SHARDS = ["ui-00001", "ui-00002"]
 LOCATION = "panda_dagster"  # workspace.yaml's location name
 
@@ -310,7 +311,7 @@ def test_chromium_sees_the_graph_and_materializes_a_partition(dagster_ui, tmp_pa
     browser = Chromium(binary)
     try:
         # The asset graph: raw_videos and everything downstream of it.
-        browser.goto(f"{dagster_ui.url}/assets/raw_videos?view=lineage&lineageScope=downstream&lineageDepth=5")
+        browser.goto(f"{dagster_ui.url}/assets/raw_videos?view=lineage&lineageScope=downstream&lineageDepth={len(PIPELINE)}")
         graph_text = browser.wait_for_text(*PIPELINE)
         assert "ingest" in graph_text and "captions" in graph_text  # group boxes
         browser.screenshot(shots / "asset_graph.png")

@@ -9,7 +9,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from panda_dagster.common.partitions import video_shards
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.lib.ingest import ingest_source
-from panda_dagster.lib.synth import Scene, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 STAGES = ["raw_videos", "clips", "teacher_captions", "selected_captions"]
 

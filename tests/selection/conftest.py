@@ -73,3 +73,30 @@ def write_shape_shard(panda_home):
         return list(shape_clips)
 
     return write
+
+
+@pytest.fixture
+def run_assets(panda_home):
+    """Factory: `run(assets, shard=None, run_config=None)` materializes `assets` on one Dagster instance per
+    test (partition `shard`, or unpartitioned) with the selection and evaluation resources on CPU, asserts
+    success and returns the first asset's metadata."""
+    from dagster import DagsterInstance, materialize
+
+    from panda_dagster.common.partitions import video_shards
+    from panda_dagster.common.resources import PandaResource
+    from panda_dagster.evaluation.resources import EvaluationModelsResource
+    from panda_dagster.selection.resources import CaptionScorerResource
+
+    instance = DagsterInstance.ephemeral()
+    resources = {"panda": PandaResource(home=str(panda_home)), "caption_scorer": CaptionScorerResource(device="cpu"),
+                 "evaluation_models": EvaluationModelsResource(device="cpu")}
+
+    def run(assets, shard: str | None = None, run_config: dict | None = None):
+        if shard is not None and not instance.has_dynamic_partition(video_shards.name, shard):
+            instance.add_dynamic_partitions(video_shards.name, [shard])
+        result = materialize(assets, partition_key=shard, instance=instance, resources=resources,
+                             run_config=run_config)
+        assert result.success
+        return result.asset_materializations_for_node(assets[0].op.name)[0].metadata
+
+    return run

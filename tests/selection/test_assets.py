@@ -8,9 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from dagster import DagsterInstance, materialize
 
-from panda_dagster.common.resources import PandaResource
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ids import clip_id
 from panda_dagster.lib.models.profiles import TINY_LABEL
@@ -19,26 +17,8 @@ from panda_dagster.lib.selection.synthetic import make_shape_preferences
 from panda_dagster.lib.teachers.records import TeacherCaption
 from panda_dagster.lib.video.records import ClipRecord
 from panda_dagster.selection.assets import selected_captions, selection_model
-from panda_dagster.selection.resources import CaptionScorerResource
 
 SHARD = "shard-sel"
-
-
-def _resources(home):
-    return {"panda": PandaResource(home=str(home)), "caption_scorer": CaptionScorerResource(device="cpu")}
-
-
-def _instance():
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("video_shards", [SHARD])
-    return instance
-
-
-def _materialize(assets, home, instance, partition=True, run_config=None):
-    result = materialize(assets, partition_key=SHARD if partition else None, instance=instance,
-                         resources=_resources(home), run_config=run_config)
-    assert result.success
-    return result.asset_materializations_for_node(assets[0].op.name)[0].metadata
 
 
 def _check_selection(catalog: Catalog, shard: str, quarantined: frozenset = frozenset()) -> tuple:
@@ -67,7 +47,7 @@ def _keyframe(video, at_s, out) -> str:
 
 
 @pytest.mark.slow
-def test_selected_captions_on_shared_videos(panda_home, shared_videos):
+def test_selected_captions_on_shared_videos(panda_home, shared_videos, run_assets):
     """Real decoded key frames of the sample videos: bikes cut at its true shot boundaries, plus the
     single-shot flower clip; three teachers per clip except one clip that got no caption at all."""
     catalog = Catalog(panda_home)
@@ -93,8 +73,7 @@ def test_selected_captions_on_shared_videos(panda_home, shared_videos):
     catalog.replace_shard("clips", SHARD, clips)
     catalog.replace_shard("teacher_captions", SHARD, captions)
 
-    instance = _instance()
-    meta = _materialize([selected_captions], panda_home, instance)
+    meta = run_assets([selected_captions], SHARD)
     selected, _ = _check_selection(catalog, SHARD)
     assert len(selected) == 4 and meta["n_without_candidates"].value == 1 and meta["n_quarantined"].value == 0
     assert (selected["models_label"] == TINY_LABEL).all() and selected["selection_model_version"].isna().all()
@@ -102,19 +81,20 @@ def test_selected_captions_on_shared_videos(panda_home, shared_videos):
     assert meta["score_histogram"].value.startswith("![matching scores](data:image/png;base64,")
 
     # Idempotent: a re-run replaces the shard's rows with the same selection.
-    _materialize([selected_captions], panda_home, instance)
+    run_assets([selected_captions], SHARD)
     again = catalog.read_shard("selected_captions", SHARD)
     assert len(again) == 4
     assert (again.set_index("clip_id")["caption"] == selected.set_index("clip_id")["caption"]).all()
 
 
-def test_selection_model_without_labels_keeps_base_model(panda_home):
-    meta = _materialize([selection_model], panda_home, DagsterInstance.ephemeral(), partition=False)
+def test_selection_model_without_labels_keeps_base_model(run_assets):
+    meta = run_assets([selection_model])
     assert meta["status"].value == "base model (no labels)"
     assert "0 usable labels" in meta["note"].value and meta["n_labels"].value == 0
 
 
-def test_labels_to_selection_model_to_selected_captions(panda_home, write_shape_shard, single_torch_thread, tmp_path):
+def test_labels_to_selection_model_to_selected_captions(panda_home, write_shape_shard, single_torch_thread, tmp_path,
+                                                        run_assets):
     shapes = write_shape_shard(SHARD, make_shape_preferences(n_videos=8, clips_per_video=4, seed=2))
     catalog = Catalog(panda_home)
     # One unreadable key frame: that clip is quarantined, the rest of the shard goes on.
@@ -128,20 +108,19 @@ def test_labels_to_selection_model_to_selected_captions(panda_home, write_shape_
             writer.writerow([clip.clip_id, clip.candidates[clip.chosen_index], "tester"])
     assert len(import_labels(catalog, tmp_path / "labels.csv").stored) == len(shapes) - 1
 
-    instance = _instance()
     config = {"epochs": 2, "batch_size": 16, "learning_rate": 2e-3, "unlocked_image_groups": None,
               "unlocked_text_layers": None, "min_labels": 10, "val_fraction": 0.25}
     run_config = {"ops": {"selection_model": {"config": config}}}
-    meta = _materialize([selection_model], panda_home, instance, partition=False, run_config=run_config)
+    meta = run_assets([selection_model], run_config=run_config)
     assert meta["status"].value == "trained" and meta["n_labels"].value == len(shapes) - 1
     version = meta["version"].value
     for key in ("base_val_selection_accuracy", "finetuned_val_selection_accuracy", "chance_val_selection_accuracy"):
         assert 0.0 <= meta[key].value <= 1.0
-    again = _materialize([selection_model], panda_home, instance, partition=False, run_config=run_config)
+    again = run_assets([selection_model], run_config=run_config)
     assert again["status"].value.startswith("unchanged") and again["version"].value == version
 
-    meta = _materialize([selected_captions], panda_home, instance,
-                        run_config={"ops": {"selected_captions": {"config": {"max_clips_per_video": 2}}}})
+    meta = run_assets([selected_captions], SHARD,
+                      run_config={"ops": {"selected_captions": {"config": {"max_clips_per_video": 2}}}})
     selected, _ = _check_selection(catalog, SHARD, frozenset({broken.clip_id}))
     assert broken.clip_id not in set(selected["clip_id"]) and meta["n_quarantined"].value == 1
     quarantine = catalog.read_shard("quarantine", SHARD)

@@ -23,7 +23,8 @@ from panda_dagster.lib.selection.finetune import (
 )
 from panda_dagster.lib.selection.inputs import load_preference_examples, load_shard_clips
 from panda_dagster.lib.selection.labels import CSV_COLUMNS, export_label_page, import_labels, sample_for_labelling
-from panda_dagster.lib.selection.scorer import keyframe_bytes_reader, storage_frames_loader
+from panda_dagster.lib.selection.scorer import storage_frames_loader
+from panda_dagster.lib.storage import artifact_reader
 from panda_dagster.lib.selection.synthetic import make_shape_preferences
 from panda_dagster.lib.storage import LocalStorage
 
@@ -53,7 +54,7 @@ def test_finetuning_on_human_choices_raises_selection_accuracy(panda_home, write
 
     # A person labels every clip on the exported page (teacher hidden); five clips get "all bad".
     clips = sample_for_labelling(load_shard_clips(catalog, shard), n=None, seed=0)
-    page = export_label_page(clips, keyframe_bytes_reader(storage), tmp_path / "label.html")
+    page = export_label_page(clips, artifact_reader(storage), tmp_path / "label.html")
     data = _page_data(page.path)
     assert page.n_clips == len(truth) == 200
     with open(tmp_path / "labels.csv", "w", newline="") as fh:

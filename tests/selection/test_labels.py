@@ -19,7 +19,8 @@ from panda_dagster.lib.selection.labels import (
     sample_for_labelling,
 )
 from panda_dagster.lib.selection.inputs import load_shard_clips
-from panda_dagster.lib.selection.scorer import Candidate, ClipToScore, keyframe_bytes_reader
+from panda_dagster.lib.selection.scorer import Candidate, ClipToScore
+from panda_dagster.lib.storage import artifact_reader
 from panda_dagster.lib.selection.synthetic import make_shape_preferences
 from panda_dagster.lib.storage import LocalStorage
 
@@ -47,7 +48,7 @@ def test_label_page_is_self_contained_shuffled_and_hides_teachers(panda_home, sh
     assert sample_for_labelling(clips, n=None, exclude={chosen[0].clip_id}) and \
         chosen[0].clip_id not in {c.clip_id for c in sample_for_labelling(clips, None, exclude={chosen[0].clip_id})}
 
-    page = export_label_page(chosen, keyframe_bytes_reader(storage), tmp_path / "page.html", title="Shard <7>")
+    page = export_label_page(chosen, artifact_reader(storage), tmp_path / "page.html", title="Shard <7>")
     text, data = _page(page.path)
     assert page.n_clips == 4 and page.n_candidates == 16 and not page.skipped
     assert "<title>Shard &lt;7&gt;</title>" in text

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from panda_dagster.lib.ids import clip_id
-from panda_dagster.lib.teachers.inputs import ClipInput, CueInput, VideoInput
+from panda_dagster.lib.records import Cue
+from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput
 
 # Three one-second colour segments per clip span: frames sampled inside a span show its colour.
 SEGMENT_COLOURS = ("red", "green", "blue", "yellow", "white", "black")
@@ -65,7 +66,7 @@ def clip_fixture(colour_video, tmp_path_factory):
                                    description="Our weekend project: we sand and paint the old garage door.",
                                    has_audio=True, duration_s=6.0)}
     cues = [
-        CueInput(video_id, 0.2, 1.8, "first we sand the door", "file"),
-        CueInput(video_id, 2.1, 3.9, "now the primer goes on", "file"),
+        Cue(0.2, 1.8, "first we sand the door", video_id),
+        Cue(2.1, 3.9, "now the primer goes on", video_id),
     ]
     return clips, videos, cues

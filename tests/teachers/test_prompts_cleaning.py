@@ -4,7 +4,8 @@ import pytest
 
 from panda_dagster.lib.teachers.cleaning import clean_caption
 from panda_dagster.lib.teachers.engine import merge_caption_parts, plan_request
-from panda_dagster.lib.teachers.inputs import ClipInput, CueInput, VideoInput, subtitle_text_for_span
+from panda_dagster.lib.records import Cue
+from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput, subtitle_text_for_span
 from panda_dagster.lib.teachers.prompts import (
     build_context,
     check_template,
@@ -18,11 +19,11 @@ from panda_dagster.lib.teachers.registry import load_registry
 VIDEO = VideoInput("v", "/videos/v.mp4", title="How to fix a bike chain",
                    description="In this video I show how to put a chain back on.", has_audio=True)
 CUES = [
-    CueInput("v", 0.0, 4.0, "hi everyone", "file"),
-    CueInput("v", 4.0, 9.0, "grab the chain with one hand", "file"),
-    CueInput("v", 9.0, 12.0, "grab the chain with one hand", "file"),  # rolling caption repeated
-    CueInput("v", 12.0, 15.0, "and turn the pedal backwards", "asr"),
-    CueInput("v", 20.0, 25.0, "thanks for watching", "file"),
+    Cue(0.0, 4.0, "hi everyone", "v"),
+    Cue(4.0, 9.0, "grab the chain with one hand", "v"),
+    Cue(9.0, 12.0, "grab the chain with one hand", "v"),  # rolling caption repeated
+    Cue(12.0, 15.0, "and turn the pedal backwards", "v", source="asr"),
+    Cue(20.0, 25.0, "thanks for watching", "v"),
 ]
 CLIP = ClipInput("c", "v", 5.0, 14.0, ("/k/c_0.jpg", "/k/c_1.jpg", "/k/c_2.jpg"))
 

@@ -7,10 +7,9 @@ from panda_dagster.lib.teachers.registry import KINDS, RegistryError, load_regis
 
 
 @pytest.mark.parametrize("profile", ["tiny", "default", "large"])
-def test_every_profile_has_all_four_kinds_and_asr(profile):
+def test_every_profile_has_all_four_kinds(profile):
     registry = load_registry(profile)
     assert {t.kind for t in registry.teachers} == set(KINDS)
-    assert registry.asr is not None and registry.asr.family == "whisper"
     names = [t.name for t in registry.teachers]
     assert len(names) == len(set(names))
 
@@ -19,18 +18,17 @@ def test_tiny_profile_uses_twins_of_the_default_architectures():
     tiny, default = load_registry("tiny"), load_registry("default")
     assert all(t.model_id.startswith("tiny/") for t in tiny.model_specs())
     assert {(t.name, t.kind, t.family) for t in tiny.teachers} == {(t.name, t.kind, t.family) for t in default.teachers}
-    assert tiny.asr.model_id == "tiny/whisper"
 
 
 def test_required_model_ids():
     default = required_model_ids("default")
     assert "HuggingFaceTB/SmolVLM2-2.2B-Instruct" in default
-    assert "openai/whisper-small" in default
     assert not any(m.startswith("tiny/") or m == "narration" for m in default)
     assert required_model_ids("tiny") == []
     assert "Qwen/Qwen2.5-7B-Instruct" in required_model_ids("large")
-    # The profile resolver collects the teachers' ids too.
+    # The profile resolver collects the teachers' ids too (and the transcripts stage's ASR model).
     assert set(default) <= set(all_required_model_ids("default"))
+    assert "Systran/faster-whisper-small" in all_required_model_ids("default")
 
 
 def test_overrides_change_disable_and_add_teachers():
@@ -40,13 +38,11 @@ def test_overrides_change_disable_and_add_teachers():
         "narration": None,
         "git_three_frames": {"kind": "image", "family": "git", "model_id": "tiny/git", "revision": "tiny-build",
                              "num_frames": 3, "batch_size": 4, "max_new_tokens": 6},
-        "asr": {"batch_size": 2},
     })
     names = [t.name for t in registry.teachers]
     assert "narration" not in names and names[-1] == "git_three_frames"
     assert registry.teacher("qwen25_text").batch_size == 2
     assert registry.teacher("qwen25_text").prompt == base.teacher("qwen25_text").prompt
-    assert registry.asr.batch_size == 2 and registry.asr.model_id == base.asr.model_id
     assert registry.teacher("git_three_frames").num_frames == 3
 
 

@@ -1,6 +1,7 @@
 """`teacher_captions` materialized through Dagster with PANDA_MODELS=tiny on a shard of the real sample
 videos: one row per (clip, teacher) for all four kinds, nothing regenerated on a re-run, only the new
-teacher's rows when one is added."""
+teacher's rows when one is added. Speech comes from the one `subtitles` table: a subtitle file for one
+video, ASR cues (part `asr`, as the `transcripts` asset writes them) for the other."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from dagster import DagsterInstance, materialize
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ids import clip_id
-from panda_dagster.lib.records import SubtitleCue, VideoRecord
+from panda_dagster.lib.probe import ProbeResult
+from panda_dagster.lib.records import Cue, VideoRecord
 from panda_dagster.lib.video.records import ClipRecord
 from panda_dagster.teachers.assets import teacher_captions
 from panda_dagster.teachers.resources import teacher_resources
 
 SHARD = "shard-teachers"
+BEAR_ASR_CUES = [(0.1, 1.2, "a bear walks"), (1.3, 2.6, "through the forest")]
 FRIDAY_CUES = [(0.0, 0.999, "Hildy!"), (1.0, 1.499, "How are you?"),
                (1.5, 2.999, "Tell me, is the lord of the universe in?"), (3.0, 4.299, "Yes, he's in - in a bad humor"),
                (4.3, 6.0, "Somebody must've stolen the crown jewels")]
@@ -25,10 +28,11 @@ FRIDAY_CUES = [(0.0, 0.999, "Hildy!"), (1.0, 1.499, "How are you?"),
 
 def _video(video_id, path, duration, fps, n_frames, width, height, title, description, n_cues):
     return VideoRecord(
-        video_id=video_id, shard=SHARD, uri=str(path), local_path=str(path), container="mp4", codec="h264",
-        pix_fmt="yuv420p", duration_s=duration, fps=fps, n_frames=n_frames, width=width, height=height,
-        is_vfr=False, has_audio=True, n_audio_streams=1, audio_codec="aac", size_bytes=path.stat().st_size,
-        sha256=video_id, decodable_s=duration, title=title, description=description, url=None,
+        video_id=video_id, shard=SHARD, uri=str(path), local_path=str(path), probe=ProbeResult(
+            container="mp4", codec="h264", pix_fmt="yuv420p", duration_s=duration, fps=fps, n_frames=n_frames,
+            width=width, height=height, is_vfr=False, has_audio=True, n_audio_streams=1, audio_codec="aac",
+            size_bytes=path.stat().st_size, sha256=video_id, decodable_s=duration, partial_reason=None),
+        title=title, description=description, url=None,
         metadata_json=None, n_subtitle_cues=n_cues)
 
 
@@ -68,9 +72,12 @@ def shard_catalog(panda_home, shared_videos):
             keys = [_keyframe(path, start + (end - start) * f, frames / f"{cid}_{k}.jpg")
                     for k, f in enumerate((0.25, 0.75))]
             clips.append(_clip(video_id, start, end, fps, keys))
-    cues = [SubtitleCue("friday", SHARD, i, s, e, t, "file") for i, (s, e, t) in enumerate(FRIDAY_CUES)]
+    cues = [Cue(s, e, t, "friday", SHARD, i, origin="file") for i, (s, e, t) in enumerate(FRIDAY_CUES)]
     catalog.replace_shard("videos", SHARD, videos)
-    catalog.replace_shard("subtitles", SHARD, cues)
+    catalog.replace_shard("subtitles", SHARD, cues, part="subtitle")
+    asr = [Cue(s, e, t, "bear", SHARD, i, source="asr", origin="faster-whisper")
+           for i, (s, e, t) in enumerate(BEAR_ASR_CUES)]
+    catalog.replace_shard("subtitles", SHARD, asr, part="asr")
     catalog.replace_shard("clips", SHARD, clips)
     return catalog, clips
 
@@ -105,15 +112,16 @@ def test_tiny_teacher_captions_all_kinds_cached_rerun_and_added_teacher(shard_ca
     # Narration: the subtitle file for friday, the ASR transcript for bear (it has audio, no subtitles).
     narration = dict(zip(rows[rows.teacher == "narration"].clip_id, rows[rows.teacher == "narration"].caption))
     assert narration[clip_id("friday", 0.0, 3.0)] == "Hildy! How are you? Tell me, is the lord of the universe in?"
-    asr = catalog.read_shard("asr_subtitles", SHARD)
+    cues = catalog.read_shard("subtitles", SHARD)
+    asr = cues[cues.source == "asr"]
     assert set(asr.video_id) == {"bear"} and (asr.source == "asr").all()
     assert narration[clip_id("bear", 0.0, 2.7)] == " ".join(asr.sort_values("start_s").text)
     assert catalog.query("SELECT count(*) AS n FROM teacher_captions WHERE shard = ?", [SHARD]).n[0] == len(rows)
-    assert meta["n_generated_now"] == len(rows) and meta["n_asr_videos_transcribed"] == 1
+    assert meta["n_generated_now"] == len(rows) and meta["n_asr_cues"] == len(BEAR_ASR_CUES)
     assert "smolvlm2_video" in meta["sample_captions"] and "clips_per_s" in meta["per_teacher"]
 
     again = _materialize(panda_home, instance)
-    assert again["n_generated_now"] == 0 and again["n_asr_videos_transcribed"] == 0
+    assert again["n_generated_now"] == 0 and again["n_asr_cues"] == len(BEAR_ASR_CUES)
     rows_again = catalog.read_shard("teacher_captions", SHARD)
     assert sorted(zip(rows_again.clip_id, rows_again.teacher, rows_again.caption)) == sorted(
         zip(rows.clip_id, rows.teacher, rows.caption))
@@ -132,14 +140,15 @@ def test_only_narrows_the_work_and_bad_config_fails_clearly(shard_catalog, panda
     catalog, clips = shard_catalog
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("video_shards", [SHARD])
-    config = {"only": ["narration"], "asr": False}
+    catalog.replace_shard("subtitles", SHARD, [], part="asr")  # the video was never transcribed
+    config = {"only": ["narration"]}
     meta = _materialize(panda_home, instance, {"ops": {"teacher_captions": {"config": config}}})
     rows = catalog.read_shard("teacher_captions", SHARD)
     failures = catalog.read_shard("teacher_failures", SHARD)
     # Without ASR the bear clip has no speech: a failure with the reason, not an empty caption.
     assert set(rows.teacher) == {"narration"} and len(rows) == 2 and meta["n_asr_cues"] == 0
     assert failures.reason.tolist() == ["no narration: the clip has no subtitle or ASR text"]
-    assert catalog.read_shard("asr_subtitles", SHARD).empty
+    assert (catalog.read_shard("subtitles", SHARD).source == "subtitle").all()
 
     result = materialize(
         [teacher_captions], partition_key=SHARD, instance=instance, raise_on_error=False,

@@ -17,7 +17,7 @@ def ffmpeg(*args: str) -> None:
 @pytest.fixture(scope="session")
 def cuts_video(tmp_path_factory):
     """320x180 H.264 at 25 fps: 8 scenes joined by hard cuts, one dissolve and one fade through black."""
-    from panda_dagster.lib.synth import Scene, Transition, render_video
+    from panda_dagster.fixtures.synth import Scene, Transition, render_video
 
     folder = tmp_path_factory.mktemp("split_videos")
     backgrounds = ["blue", "orange", "green", "magenta", "gray", "cyan", "brown", "yellow"]
@@ -32,7 +32,7 @@ def cuts_video(tmp_path_factory):
 @pytest.fixture(scope="session")
 def long_shot_video(tmp_path_factory):
     """Two long shots (12 s and 9 s) with one cut: exercises long-shot splitting and stitching."""
-    from panda_dagster.lib.synth import Scene, render_video
+    from panda_dagster.fixtures.synth import Scene, render_video
 
     folder = tmp_path_factory.mktemp("split_long")
     scenes = [Scene(12.0, background="blue", texture="striped", seed=1, pan_px=(60.0, 0.0)),

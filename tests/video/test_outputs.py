@@ -45,7 +45,6 @@ def test_keyframes_spread_inside_the_clip():
 
 
 def test_clip_records_round_trip_through_the_catalog(panda_home):
-    from panda_dagster.lib import tables  # noqa: F401  registers every table
     from panda_dagster.lib.catalog import Catalog
     from panda_dagster.lib.ids import clip_id
     from panda_dagster.lib.video.records import ClipRecord

@@ -12,7 +12,7 @@ from panda_dagster.lib.video.split import SplitConfig, split_video
 @pytest.fixture(scope="module")
 def forty_second_video(tmp_path_factory):
     """320x180 H.264, 25 fps, 40 s: 12 scenes with hard cuts, a dissolve and a fade, keyframes every 2 s."""
-    from panda_dagster.lib.synth import Scene, Transition, render_video
+    from panda_dagster.fixtures.synth import Scene, Transition, render_video
 
     backgrounds = ["blue", "orange", "green", "magenta", "gray", "cyan", "brown", "yellow", "purple", "red",
                    "blue", "green"]
@@ -31,6 +31,7 @@ def assert_identical(sequential, parallel):
     np.testing.assert_array_equal(a.keyframes, b.keyframes)
     np.testing.assert_array_equal(sequential.detection.scores, parallel.detection.scores)
     assert sequential.cuts == parallel.cuts
+    assert sequential.boundaries == parallel.boundaries
     assert (a.end_s, a.analysis_size, a.fps) == (b.end_s, b.analysis_size, b.fps)
     assert [(s.index, s.time_s) for s in a.samples] == [(s.index, s.time_s) for s in b.samples]
     for x, y in zip(a.samples, b.samples):
@@ -38,7 +39,7 @@ def assert_identical(sequential, parallel):
     assert [c.as_dict() for c in sequential.clips] == [c.as_dict() for c in parallel.clips]
 
 
-@pytest.mark.parametrize("detector", ["content", "adaptive"])
+@pytest.mark.parametrize("detector", ["content", "adaptive", "hybrid"])
 def test_two_parallel_segments_equal_the_sequential_decode(forty_second_video, detector):
     base = dict(stitch=False, detector=detector, sample_fps=4.0)
     sequential = split_video(forty_second_video.path, SplitConfig(**base, decode_segments=1))
@@ -77,3 +78,21 @@ def test_streams_whose_keyframes_do_not_reset_the_decoder_fall_back_to_sequentia
 def test_auto_mode_keeps_short_videos_sequential(forty_second_video):
     result = split_video(forty_second_video.path, SplitConfig(stitch=False))
     assert result.timings["decode_segments"] == 1
+
+
+def test_parallel_stretches_sample_the_same_motion_frames_as_the_sequential_decode(forty_second_video):
+    """clip_filters' small grey frames, sampled in the `clips` decode pass: one sampler per stretch, joined."""
+    from panda_dagster.lib.filters.frames import MotionFrameSampler
+    from panda_dagster.lib.video.shard import joined_motion_frames
+
+    base = dict(stitch=False, sample_fps=2.0)
+    sequential = split_video(forty_second_video.path, SplitConfig(**base, decode_segments=1),
+                             make_companion=MotionFrameSampler)
+    parallel = split_video(forty_second_video.path, SplitConfig(**base, decode_segments=3),
+                           make_companion=MotionFrameSampler)
+    assert parallel.timings["decode_segments"] == 3 and len(parallel.companions) == 3
+    assert len(sequential.companions) == 1
+    a, b = joined_motion_frames(sequential.companions), joined_motion_frames(parallel.companions)
+    assert abs(len(a) - 4 * sequential.duration_s) <= 2  # 0.25 s apart over the whole video
+    np.testing.assert_array_equal(a.times_s, b.times_s)
+    np.testing.assert_array_equal(a.gray, b.gray)

@@ -10,6 +10,7 @@ import pytest
 
 from panda_dagster.lib.video.metrics import score_cuts
 from panda_dagster.lib.video.split import SplitConfig, split_video, split_videos
+from panda_dagster.lib.video.stitching import StitchConfig
 
 NO_STITCH = SplitConfig(stitch=False)
 
@@ -43,7 +44,7 @@ def test_cuts_found_and_shots_partition_the_video(cuts_video):
 
 
 def test_odd_frame_rates_keep_timestamps(tmp_path):
-    from panda_dagster.lib.synth import Scene, render_video
+    from panda_dagster.fixtures.synth import Scene, render_video
 
     for fps in (12.5, 30000 / 1001):
         scenes = [Scene(2.0, background=bg, texture="striped", seed=i)
@@ -73,7 +74,7 @@ def test_variable_frame_rate_times_come_from_pts(cuts_video, ffmpeg_run, tmp_pat
 
 
 def test_partially_decodable_video_keeps_the_decodable_part(long_shot_video, tmp_path):
-    from panda_dagster.lib.synth import Scene, render_video
+    from panda_dagster.fixtures.synth import Scene, render_video
 
     full = render_video(tmp_path / "full.mkv", [Scene(6.0, background="blue", texture="wavy", seed=3),
                                                Scene(6.0, background="orange", texture="striped", seed=4)],
@@ -103,7 +104,7 @@ def test_zero_one_frame_and_garbage_inputs_yield_no_clips_and_a_reason(ffmpeg_ru
 
 
 def test_long_shots_are_split_then_stitched_back(long_shot_video):
-    cfg = SplitConfig(still_dist=0.0)  # a histogram barely changes within a pan: do not call it still
+    cfg = SplitConfig(stitching=StitchConfig(still_dist=0.0))  # a histogram barely changes within a pan: do not call it still
     result = split_video(long_shot_video.path, cfg, embed_images=colour_histogram_embedder,
                          models_label="colour histogram")
     assert result.cuts == long_shot_video.cut_frames == [240]
@@ -143,7 +144,8 @@ def test_cli_prints_shots_and_clips_as_json(cuts_video, capsys):
     assert out["fps"] == pytest.approx(25.0)
     starts = [s["start_frame"] for s in out["shots"]]
     assert starts[0] == 0 and out["shots"][-1]["end_frame"] == cuts_video.n_frames
-    assert score_cuts(starts[1:], cuts_video.cut_frames, cuts_video.gradual).f1 >= 0.95
+    boundaries = [b["frame"] for b in out["boundaries"]]  # shot starts also include gradual spans' ends
+    assert score_cuts(boundaries, cuts_video.cut_frames, cuts_video.gradual).f1 >= 0.95
     assert set(out["shots"][0]) == {"start_frame", "end_frame", "start_s", "end_s"}
     assert out["clips"] and {"start_s", "end_s"} <= set(out["clips"][0])
 
@@ -201,7 +203,7 @@ def test_bad_config_values_fail_early():
     with pytest.raises(ValueError, match="unknown detector"):
         SplitConfig(detector="magic")
     with pytest.raises(ValueError, match="trim_frac"):
-        SplitConfig(trim_frac=0.6)
+        SplitConfig(stitching=StitchConfig(trim_frac=0.6))
     with pytest.raises(ValueError, match="mode"):
         SplitConfig(mode="everything")
 
@@ -214,3 +216,36 @@ def test_samples_stay_within_max_samples_and_cover_the_video(cuts_video):
     assert decoded.samples[-1].index > 0.8 * decoded.n_frames
     rgb = decoded.samples[0].rgb
     assert rgb.shape == (180, 320, 3) and rgb.dtype == np.uint8  # never upscaled past the source
+
+
+def test_cli_stitches_with_the_offline_profiles_trained_frame_embedder(long_shot_video, panda_home, capsys,
+                                                                       monkeypatch):
+    """In the `offline` profile `panda split` stitches with the packaged EfficientNet-Lite0 (trained) and its
+    own calibrated distances; the still filter stays on (only random weights turn it off)."""
+    from panda_dagster.cli import main
+    from panda_dagster.lib.models.embedders import STITCH_DISTANCES, load_image_embedder
+    from panda_dagster.lib.video.split import load_split_embedder
+
+    monkeypatch.setenv("PANDA_MODELS", "offline")
+    model, config, note = load_split_embedder(SplitConfig(), device="cpu")
+    assert model.trained and model.spec.family == "efficientnet" and note is None
+    own = STITCH_DISTANCES["efficientnet_lite0"]
+    assert (config.stitching.stitch_dist, config.stitching.transition_dist, config.stitching.still_dist,
+            config.stitching.redundant_dist) == (own.stitch_dist, own.transition_dist, own.still_dist,
+                                                 own.redundant_dist)
+    _, kept, _ = load_split_embedder(SplitConfig(stitching=StitchConfig(stitch_dist=0.5)), device="cpu")
+    assert kept.stitching.stitch_dist == 0.5 and kept.stitching.still_dist == own.still_dist  # a set value stays
+
+    assert main(["split", str(long_shot_video.path), "--device", "cpu", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "still filter is off" not in captured.err
+    assert out["models_label"] == load_image_embedder("efficientnet_lite0", "offline", "cpu").label
+    assert [s["start_frame"] for s in out["shots"]] == [0, 240]
+    assert out["clips"] and all(c["method"] == "stitched" and c["split_quality"] is not None for c in out["clips"])
+    assert all(c["end_s"] - c["start_s"] >= 2.5 - 1e-9 for c in out["clips"])
+    # The process-pool path (`split_videos`, as benchmarks use it) picks the same embedder and distances.
+    (pooled,) = split_videos([long_shot_video.path], SplitConfig(), workers=1, models_profile="offline")
+    assert pooled.models_label == out["models_label"]
+    assert [(round(c.start_s, 6), round(c.end_s, 6)) for c in pooled.clips] == \
+        [(c["start_s"], c["end_s"]) for c in out["clips"]]

@@ -128,3 +128,21 @@ def test_score_cuts_hard_and_gradual():
     strict = score_cuts([30], [30], gradual=[(290, 310)], gradual_required=True)
     assert (strict.tp, strict.fp, strict.fn) == (1, 0, 1)
     assert score_cuts([], []).f1 == 1.0 and score_cuts([5], []).f1 == 0.0
+
+
+def test_gradual_spans_become_transition_shots_that_stitching_drops():
+    from panda_dagster.lib.video.detectors import Boundary
+    from panda_dagster.lib.video.shots import shots_from_boundaries
+
+    times = np.arange(100) / 10.0
+    boundaries = [Boundary.gradual(40, 52), Boundary.cut(20), Boundary.cut(45), Boundary.gradual(95, 130)]
+    kept, shots = shots_from_boundaries(boundaries, times, 10.0)
+    # The cut inside the dissolve goes; the span running past the end is clipped to the video.
+    assert [(b.kind, b.start, b.end) for b in kept] == [("cut", 20, 20), ("gradual", 40, 52), ("gradual", 95, 100)]
+    assert [(s.start_frame, s.end_frame, s.transition) for s in shots] == [
+        (0, 20, False), (20, 40, False), (40, 52, True), (52, 95, False), (95, 100, True)]
+    vectors = [unit(1, 0, 0)] * len(shots)  # every shot looks the same: only the transitions split events
+    result = stitch_shots(shots, vectors, vectors, StitchConfig(trim_frac=0.0, min_clip_s=0.5, still_dist=0.0,
+                                                                 redundant_dist=0.0))
+    assert [(e.raw_start_s, e.raw_end_s) for e in result.events] == [(0.0, 4.0), (5.2, 9.5)]
+    assert sum(d.reason == "gradual transition (detector)" for d in result.dropped) == 2

@@ -1,13 +1,16 @@
 """The downstream benchmark: a HowTo100M joint embedding trained on the curated clips, three ways.
 
-Frozen features: a clip's video feature is the max over time of the open_clip embeddings of its key
-frames; a text feature is the open_clip text embedding of the caption. The same clips, split and seed
+Frozen features: a clip's video feature is the max over time of the frame embedder's embeddings of its
+key frames (EfficientNet-Lite0 in `offline`, open_clip elsewhere; table `keyframe_embeddings`, shared with
+`clips` and `selected_captions`: only clips without a row of that model and revision are embedded, and
+recorded); a text feature is the sentence embedding of
+the caption (the `offline` profile's MiniLM, else open_clip's text tower). The same clips, split and seed
 are trained with three training texts: the selected captions, the narration (subtitle/ASR text over the
 clip's span) and one fixed teacher. Shards whose videos carry reference captions are evaluation sets:
 they are kept out of training and evaluated on their references.
 
 The encoders come in as callables (`embed_images(list[PIL.Image]) -> array`, `embed_texts(list[str]) ->
-array`) so tests can pass synthetic ones; the Dagster asset passes open_clip's.
+array`) so tests can pass synthetic ones; `benchmark_catalog` passes the models' and the catalog's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,18 @@ from panda_dagster.lib.evaluation.howto100m import (
 from panda_dagster.lib.evaluation.records import ALL_SHARDS, RetrievalResultRecord
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What `retrieval_benchmark` trains on, and how."""
+
+    fixed_teacher: str = field(default="", metadata={"help": (
+        "Teacher used as the no-curation baseline; empty = the captioning teacher covering most clips")})
+    accepted_only: bool = field(default=True, metadata={"help": "Train on accepted (curated) clips only"})
+    joint: JointEmbeddingConfig = field(default_factory=JointEmbeddingConfig, metadata={
+        "help": "The joint embedding and its training"})
+
 
 EmbedImages = Callable[[Sequence[object]], np.ndarray]
 EmbedTexts = Callable[[Sequence[str]], np.ndarray]
@@ -133,10 +148,15 @@ class FeatureCache:
         self._dirty = False
 
 
-def video_features(clips: pd.DataFrame, load_image: LoadImage, embed_images: EmbedImages,
-                   batch_clips: int = 32, cache: FeatureCache | None = None) -> np.ndarray:
-    """Max-pooled key-frame embeddings per clip; a row of NaN for a clip none of whose frames load."""
-    feats: list[np.ndarray | None] = [None] * len(clips)
+def video_features(clips: pd.DataFrame, load_image: LoadImage | None, embed_images: EmbedImages | None,
+                   batch_clips: int = 32, cache: FeatureCache | None = None,
+                   precomputed: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Max-pooled key-frame embeddings per clip; a row of NaN for a clip none of whose frames load.
+
+    `precomputed`: features by clip id (table `keyframe_embeddings`, `catalog_video_features`); only the
+    other clips' frames are loaded and embedded."""
+    precomputed = precomputed or {}
+    feats: list[np.ndarray | None] = [precomputed.get(c) for c in clips["clip_id"]]
     pending: list[tuple[int, list[object], str]] = []
 
     def flush() -> None:
@@ -153,12 +173,16 @@ def video_features(clips: pd.DataFrame, load_image: LoadImage, embed_images: Emb
         pending.clear()
 
     for i, uris in enumerate(clips["keyframe_uris"]):
+        if feats[i] is not None:
+            continue
         uris = [str(u) for u in (list(uris) if uris is not None else [])]
         key = FeatureCache.key(["video", *uris])
         cached = cache.get(key) if cache is not None and uris else None
         if cached is not None:
             feats[i] = cached
             continue
+        if load_image is None or embed_images is None:
+            continue  # no encoder given: only precomputed features
         images = []
         for uri in uris:
             try:
@@ -234,10 +258,12 @@ def run_retrieval_benchmark(clips: pd.DataFrame, selected: pd.DataFrame, teacher
                             embed_images: EmbedImages, embed_texts: EmbedTexts,
                             config: JointEmbeddingConfig = JointEmbeddingConfig(), models_label: str = "",
                             fixed_teacher: str | None = None, accepted_only: bool = True,
-                            feature_models: dict | None = None, cache: FeatureCache | None = None) -> BenchmarkResult:
+                            feature_models: dict | None = None, cache: FeatureCache | None = None,
+                            video_features_by_clip: Mapping[str, np.ndarray] | None = None) -> BenchmarkResult:
     """Train and evaluate the three-way comparison on the clips of every shard given.
 
-    `cache` keeps frozen features between runs (saved at the end)."""
+    `cache` keeps frozen features between runs (saved at the end); `video_features_by_clip` are video
+    features already computed (the other clips are embedded with `embed_images`)."""
     notes: list[str] = []
     refs = clip_references(clips, videos) if not clips.empty else {}
     eval_shards = sorted(set(clips.loc[clips["clip_id"].isin(refs), "shard"])) if refs else []
@@ -273,12 +299,12 @@ def run_retrieval_benchmark(clips: pd.DataFrame, selected: pd.DataFrame, teacher
     else:
         notes.append("no teacher captions: the fixed-teacher baseline is missing")
     sources = {name: TextSource(text_features(t, embed_texts, cache), t) for name, t in texts.items()}
-    video = video_features(train_clips, load_image, embed_images, cache=cache)
+    video = video_features(train_clips, load_image, embed_images, cache=cache, precomputed=video_features_by_clip)
 
     reference_sets = {}
     for shard in eval_shards:
         ev = clips[(clips["shard"] == shard) & clips["clip_id"].isin(refs)].reset_index(drop=True)
-        ev_video = video_features(ev, load_image, embed_images, cache=cache)
+        ev_video = video_features(ev, load_image, embed_images, cache=cache, precomputed=video_features_by_clip)
         keep = np.isfinite(ev_video).all(axis=1)
         ev, ev_video = ev[keep].reset_index(drop=True), ev_video[keep]
         sentences, owner = [], []
@@ -315,3 +341,61 @@ def run_retrieval_benchmark(clips: pd.DataFrame, selected: pd.DataFrame, teacher
             models_label=models_label,
         ))
     return result
+
+
+def catalog_video_features(catalog, shards: Sequence[str], model, read_image: Callable[[str], object],
+                           on_error: Callable[[str, BaseException], None] | None = None
+                           ) -> tuple[dict[str, np.ndarray], int, int]:
+    """(clip_id -> max-pooled key-frame embedding under `model`, n_reused, n_computed) for every clip of
+    `shards`: rows of table `keyframe_embeddings` with the model's id and revision are reused, the missing
+    clips are embedded and recorded."""
+    from panda_dagster.lib.models.keyframes import max_embedding
+    from panda_dagster.lib.selection.embeddings import shard_keyframe_embeddings
+
+    features: dict[str, np.ndarray] = {}
+    n_reused = n_computed = 0
+    for shard in shards:
+        rows, computed = shard_keyframe_embeddings(catalog, shard, catalog.rows("clips", shard), model, read_image,
+                                                   on_error=on_error)
+        features.update({clip_id: max_embedding(row) for clip_id, row in rows.items()})
+        n_reused, n_computed = n_reused + len(rows) - computed, n_computed + computed
+    return features, n_reused, n_computed
+
+
+def benchmark_catalog(catalog, storage, shards: Sequence[str], image_model, text_model, config: BenchmarkConfig,
+                      cache: FeatureCache | None = None, log: Callable[[str], None] | None = None
+                      ) -> tuple[BenchmarkResult | None, dict[str, int]]:
+    """The benchmark over the catalog's `shards`: (result, None without clips; key-frame embedding reuse
+    counts). Video features are `image_model`'s key-frame embeddings (reused from the catalog), text
+    features `text_model`'s (`embed_texts`)."""
+    from panda_dagster.lib.evaluation.catalog_io import load_shard_tables
+    from panda_dagster.lib.storage import artifact_reader
+
+    say = log or log_warning
+    frames = [load_shard_tables(catalog, s) for s in shards]
+
+    def concat(attr: str) -> pd.DataFrame:
+        parts = [getattr(f, attr) for f in frames if not getattr(f, attr).empty]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    clips = concat("clips")
+    if clips.empty:
+        return None, {"keyframe_embeddings_reused": 0, "keyframe_embeddings_computed": 0}
+    load_image = pil_loader(artifact_reader(storage))
+    features, n_reused, n_computed = catalog_video_features(
+        catalog, shards, image_model, load_image, on_error=lambda clip, exc: say(f"key frames of {clip} unreadable: {exc}"))
+    result = run_retrieval_benchmark(
+        clips, concat("selected_captions"), concat("teacher_captions"), concat("subtitles"), concat("videos"),
+        load_image, image_model.embed_images, text_model.embed_texts, config.joint, models_label=image_model.label,
+        fixed_teacher=config.fixed_teacher or None, accepted_only=config.accepted_only, cache=cache,
+        feature_models={"video": f"{image_model.label}: key-frame embeddings, max-pooled",
+                        "text": f"{text_model.label}: text embeddings"},
+        video_features_by_clip=features,
+    )
+    for note in result.notes:
+        say(note)
+    return result, {"keyframe_embeddings_reused": n_reused, "keyframe_embeddings_computed": n_computed}
+
+
+def log_warning(message: str) -> None:
+    log.warning(message)

@@ -1,27 +1,24 @@
-"""Reading the stage tables the evaluation needs from the catalog, and key frames from storage.
+"""Reading the stage tables the evaluation needs from the catalog (key frames: `storage.read_artifact`).
 
-Tables written by other stages may be missing (stage not run yet, or not registered in this process):
-they read as empty DataFrames, so a partial pipeline still gets whatever evaluation it can.
+The evaluation is analytics over whole tables, so it reads DataFrames (`Catalog.read_shard`), not rows.
+A table with no rows for the shard (stage not run yet) or not declared in `lib/schema.py` (a transitional
+table that is gone) reads as an empty DataFrame, so a partial pipeline still gets whatever evaluation it can.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from panda_dagster.lib.catalog import Catalog, registered_tables
-
-log = logging.getLogger(__name__)
+from panda_dagster.lib.catalog import Catalog
 
 SHARD_TABLES = ("videos", "clips", "teacher_captions", "selected_captions", "caption_scores", "quarantine",
-                "subtitles", "asr_subtitles")
+                "subtitles", "clip_filters")
 
 
 def read_table(catalog: Catalog, table: str, shard: str) -> pd.DataFrame:
-    if table not in registered_tables():
+    if table not in catalog.tables:
         return pd.DataFrame()
     return catalog.read_shard(table, shard)
 
@@ -45,12 +42,13 @@ class ShardTables:
     selected_captions: pd.DataFrame
     caption_scores: pd.DataFrame
     quarantine: pd.DataFrame
-    subtitles: pd.DataFrame  # file/inline cues and ASR cues together
+    subtitles: pd.DataFrame  # table `subtitles`: file/inline cues (part `subtitle`) and ASR cues (part `asr`)
+    # The clip filters' decisions (keep, reasons); empty = the filters did not run, every clip is kept.
+    clip_filters: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_shard_tables(catalog: Catalog, shard: str) -> ShardTables:
     frames = {t: read_table(catalog, t, shard) for t in SHARD_TABLES}
-    subs = [f for f in (frames["subtitles"], frames["asr_subtitles"]) if not f.empty]
     return ShardTables(
         shard=shard,
         videos=frames["videos"],
@@ -59,17 +57,7 @@ def load_shard_tables(catalog: Catalog, shard: str) -> ShardTables:
         selected_captions=frames["selected_captions"],
         caption_scores=frames["caption_scores"],
         quarantine=frames["quarantine"],
-        subtitles=pd.concat(subs, ignore_index=True) if subs else pd.DataFrame(),
+        subtitles=frames["subtitles"],
+        clip_filters=frames["clip_filters"],
     )
 
-
-def read_uri(storage, uri: str) -> bytes:
-    """Bytes of an artifact given by the URI a stage stored (a storage URI or a local path)."""
-    probe = storage.uri("x")
-    base = probe[:-1]
-    if uri.startswith(base):
-        return storage.get_bytes(uri[len(base):])
-    path = Path(uri)
-    if path.is_file():
-        return path.read_bytes()
-    raise FileNotFoundError(f"artifact not found: {uri}")

@@ -28,18 +28,21 @@ DEFAULT_INTRA_VIDEO_RATE = 0.5
 
 @dataclass(frozen=True)
 class JointEmbeddingConfig:
-    embed_dim: int = 256
-    margin: float = DEFAULT_MARGIN
-    intra_video_rate: float = DEFAULT_INTRA_VIDEO_RATE  # fraction of each batch drawn as same-video groups
-    batch_size: int = 128
-    epochs: int = 40
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    test_fraction: float = 0.2  # share of *videos* held out for evaluation
-    seed: int = 0
-    # CPU threads while training; 0 = auto: one thread for small models, whose tiny matrix products
-    # run many times slower when two threads contend on a busy machine (measured: 13.5 s vs 0.3 s).
-    num_threads: int = 0
+    """Training of the HowTo100M joint text-video embedding (Miech et al., 2019)."""
+
+    embed_dim: int = field(default=256, metadata={"help": "Width of the joint embedding space"})
+    margin: float = field(default=DEFAULT_MARGIN, metadata={"help": "Max-margin ranking loss margin"})
+    intra_video_rate: float = field(default=DEFAULT_INTRA_VIDEO_RATE, metadata={
+        "help": "Share of each batch drawn as same-video groups (hard intra-video negatives)"})
+    batch_size: int = field(default=128, metadata={"help": "Clip-text pairs per step"})
+    epochs: int = field(default=40, metadata={"help": "Passes over the training clips"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "Adam weight decay"})
+    test_fraction: float = field(default=0.2, metadata={"help": "Share of videos held out for evaluation"})
+    seed: int = field(default=0, metadata={"help": "Seed of the split, the initialisation and the batches"})
+    # One thread for small models: their tiny matrix products run many times slower when two threads
+    # contend on a busy machine (measured: 13.5 s vs 0.3 s).
+    num_threads: int = field(default=0, metadata={"help": "CPU threads while training; 0 = auto"})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

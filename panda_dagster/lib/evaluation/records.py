@@ -6,8 +6,6 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
-from panda_dagster.lib.catalog import register_table
-
 # Unpartitioned assets (retrieval benchmark, dataset report) write their rows under this shard name.
 ALL_SHARDS = "__all__"
 
@@ -53,6 +51,3 @@ class RetrievalResultRecord:
     models_label: str  # profile label; TINY_LABEL when features came from tiny random-weight models
     computed_at: dt.datetime = field(default_factory=utcnow)
 
-
-EVAL_METRICS = register_table("eval_metrics", EvalMetricRecord)
-RETRIEVAL_RESULTS = register_table("retrieval_results", RetrievalResultRecord)

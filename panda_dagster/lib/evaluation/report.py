@@ -21,10 +21,12 @@ import pandas as pd
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.evaluation import plots
 from panda_dagster.lib.evaluation.captions import METRICS
-from panda_dagster.lib.evaluation.catalog_io import catalog_shards, load_shard_tables, read_table, read_uri
+from panda_dagster.lib.evaluation.catalog_io import catalog_shards, load_shard_tables, read_table
 from panda_dagster.lib.evaluation.records import ALL_SHARDS
+from panda_dagster.lib.evaluation.report_config import REPORT_DEFAULTS
 from panda_dagster.lib.evaluation.stats import PANDA70M_MEAN_CAPTION_WORDS, PANDA70M_MEAN_CLIP_S
 from panda_dagster.lib.models.profiles import TINY_LABEL
+from panda_dagster.lib.storage import read_artifact
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +83,17 @@ class ShardSection:
     shard: str
     metrics: dict[str, tuple[float | None, object]]
     computed_now: bool
-    tiny: bool
+    tiny: bool  # some model that fed the shard had random weights
     plots: dict[str, str] = field(default_factory=dict)  # name -> data URI
     reference_table: list[dict] = field(default_factory=list)
     best_source: str | None = None
     quarantine: list[dict] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    dropped: list[dict] = field(default_factory=list)  # per filter reason: count and example clips
     warnings: list[str] = field(default_factory=list)
+    models_label: str = ""  # per model trained or random (eval_metrics' `models` label)
+    roles: dict[str, list[dict]] = field(default_factory=dict)  # profile -> [{role, model, trained}]
+    random_roles: list[str] = field(default_factory=list)
 
     def v(self, name: str):
         return self.metrics.get(name, (None, None))[0]
@@ -141,7 +147,7 @@ def _samples(tables, storage, n: int, max_frames: int = 3) -> list[Sample]:
         thumbs = []
         for uri in list(clip.get("keyframe_uris") if clip.get("keyframe_uris") is not None else [])[:max_frames]:
             try:
-                thumbs.append(_thumbnail(read_uri(storage, uri)))
+                thumbs.append(_thumbnail(read_artifact(uri, storage)))
             except Exception as exc:  # the report still shows the clip's text
                 log.warning("report: key frame %s unreadable: %s", uri, exc)
         candidates = []
@@ -174,7 +180,45 @@ def _samples(tables, storage, n: int, max_frames: int = 3) -> list[Sample]:
     return out
 
 
-def shard_section(catalog: Catalog, storage, shard: str, n_samples: int = 4) -> ShardSection:
+def _first_thumbnail(clip, storage) -> str | None:
+    uris = list(clip.get("keyframe_uris") if clip.get("keyframe_uris") is not None else [])
+    if not uris:
+        return None
+    try:
+        return _thumbnail(read_artifact(uris[0], storage))
+    except Exception as exc:  # noqa: BLE001  the report still lists the clip
+        log.warning("report: key frame %s unreadable: %s", uris[0], exc)
+        return None
+
+
+def _dropped(tables, storage, per_reason: int = REPORT_DEFAULTS.dropped_examples_per_reason) -> list[dict]:
+    """Per reason the clip filters dropped clips for (most frequent first): the count and a few clips."""
+    from panda_dagster.lib.evaluation.stats import filter_reasons
+
+    decisions = tables.clip_filters
+    if decisions.empty or tables.clips.empty:
+        return []
+    clips = tables.clips.set_index("clip_id")
+    dropped = decisions[~decisions["keep"].fillna(True).astype(bool)]
+    out = []
+    for reason, count in filter_reasons(decisions).most_common():
+        examples = []
+        for row in dropped.itertuples(index=False):
+            reasons = [str(r) for r in row.reasons] if row.reasons is not None else []
+            if reason not in reasons or row.clip_id not in clips.index:
+                continue
+            clip = clips.loc[row.clip_id]
+            examples.append({"clip_id": row.clip_id, "thumbnail": _first_thumbnail(clip, storage),
+                             "span": f"{float(clip['start_s']):.1f}–{float(clip['end_s']):.1f} s",
+                             "other_reasons": [r for r in reasons if r != reason]})
+            if len(examples) >= per_reason:
+                break
+        out.append({"reason": reason, "count": count, "examples": examples})
+    return out
+
+
+def shard_section(catalog: Catalog, storage, shard: str, n_samples: int = REPORT_DEFAULTS.samples_per_shard,
+                  dropped_per_reason: int = REPORT_DEFAULTS.dropped_examples_per_reason) -> ShardSection:
     from panda_dagster.lib.evaluation.shard_eval import evaluate_shard
 
     tables = load_shard_tables(catalog, shard)
@@ -187,8 +231,11 @@ def shard_section(catalog: Catalog, storage, shard: str, n_samples: int = 4) -> 
         warnings += evaluation.warnings
         warnings.append("eval_metrics is not materialized for this shard: computed for this report")
     metrics = _metric_map(rows)
-    tiny = bool(metrics.get("models.tiny", (0.0, None))[0])
-    section = ShardSection(shard, metrics, computed_now, tiny, warnings=warnings)
+    tiny_value, models = metrics.get("models.tiny", (0.0, None))
+    models = models or {}
+    section = ShardSection(shard, metrics, computed_now, bool(tiny_value), warnings=warnings,
+                           models_label=str(models.get("label", "")), roles=dict(models.get("roles") or {}),
+                           random_roles=list(models.get("random_roles") or []))
     section.plots = {k: _b64_png(v) for k, v in plots.shard_plots(rows, shard).items()}
     _, best = metrics.get("references.best.CIDEr", (None, None))
     if best:
@@ -199,6 +246,7 @@ def shard_section(catalog: Catalog, storage, shard: str, n_samples: int = 4) -> 
     _, q = metrics.get("quarantine.count", (None, None))
     section.quarantine = (q or {}).get("by_reason", [])
     section.samples = _samples(tables, storage, n_samples)
+    section.dropped = _dropped(tables, storage, dropped_per_reason)
     return section
 
 
@@ -220,6 +268,7 @@ def _overview_row(s: ShardSection) -> dict:
         "quarantined": _fmt(s.v("quarantine.count"), 0),
         "best_vs_refs": s.best_source or "—",
         "tiny": s.tiny,
+        "random_roles": s.random_roles,
     }
 
 
@@ -256,27 +305,44 @@ def retrieval_section(catalog: Catalog) -> dict | None:
         "ref_plots": ref_plots,
         "config": cfg,
         "models_label": sorted(set(rows["models_label"])),
-        "tiny": bool((rows["models_label"] == TINY_LABEL).any()),
+        # random video or text features (the feature labels say TINY_LABEL for random weights)
+        "tiny": any(TINY_LABEL in str(v) for v in [*rows["models_label"], *(cfg.get("feature_models") or {}).values()]),
         "computed_at": str(rows["computed_at"].max()),
         "chance_r1": 100.0 / max(1, int(own["n_candidates"].iloc[0])) if len(own) else None,
     }
 
 
-def build_report(catalog: Catalog, storage, shards: list[str] | None = None, n_samples: int = 4,
-                 current_profile_label: str | None = None) -> str:
+def models_overview(sections: list[ShardSection]) -> list[dict]:
+    """Per models profile the shards used: which model filled each role and whether its weights were trained
+    or random (`lib.models.roles`, as recorded in each shard's eval_metrics), for the report's banner."""
+    profiles: dict[str, dict] = {}
+    for s in sections:
+        for profile, roles in s.roles.items():
+            entry = profiles.setdefault(profile, {"profile": profile, "shards": [], "roles": roles})
+            entry["shards"].append(s.shard)
+    for entry in profiles.values():
+        entry["trained"] = [r for r in entry["roles"] if r["trained"]]
+        entry["random"] = [r for r in entry["roles"] if not r["trained"]]
+    return [profiles[p] for p in sorted(profiles)]
+
+
+def build_report(catalog: Catalog, storage, shards: list[str] | None = None,
+                 n_samples: int = REPORT_DEFAULTS.samples_per_shard, current_profile_label: str | None = None,
+                 dropped_per_reason: int = REPORT_DEFAULTS.dropped_examples_per_reason) -> str:
     import jinja2
 
     shards = shards if shards is not None else catalog_shards(catalog)
-    sections = [shard_section(catalog, storage, s, n_samples) for s in shards]
+    sections = [shard_section(catalog, storage, s, n_samples, dropped_per_reason) for s in shards]
     retrieval = retrieval_section(catalog)
     tiny = any(s.tiny for s in sections) or bool(retrieval and retrieval["tiny"])
+    models = models_overview(sections)
     env = jinja2.Environment(loader=jinja2.PackageLoader("panda_dagster.lib.evaluation", "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = _fmt
     return env.get_template(TEMPLATE).render(
         generated_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         home=str(catalog.home), sections=sections, overview=[_overview_row(s) for s in sections],
-        retrieval=retrieval, tiny=tiny, tiny_label=TINY_LABEL, current_profile=current_profile_label,
+        retrieval=retrieval, tiny=tiny, tiny_label=TINY_LABEL, current_profile=current_profile_label, models=models,
         metrics=METRICS, panda_clip_s=PANDA70M_MEAN_CLIP_S, panda_caption_words=PANDA70M_MEAN_CAPTION_WORDS,
     )
 

@@ -233,6 +233,27 @@ def quarantine_statistics(quarantine: pd.DataFrame) -> list[Metric]:
     return out
 
 
+def filter_reasons(clip_filters: pd.DataFrame) -> Counter:
+    """Dropped clips per reason code (a clip dropped for two reasons counts under both)."""
+    dropped = clip_filters[~clip_filters["keep"].fillna(True).astype(bool)]
+    return Counter(str(r) for reasons in dropped["reasons"] if reasons is not None for r in reasons)
+
+
+def filter_statistics(clip_filters: pd.DataFrame) -> list[Metric]:
+    """What the clip filters kept, and why they dropped the rest. No `clip_filters` rows: the filters did not
+    run on this shard (every clip kept), and nothing is reported."""
+    if clip_filters.empty:
+        return []
+    keep = clip_filters["keep"].fillna(True).astype(bool)
+    by_reason = filter_reasons(clip_filters)
+    out = [Metric("filters.kept.count", float(keep.sum())),
+           Metric("filters.kept.share", float(keep.mean()),
+                  {"n_clips": len(keep), "by_reason": [{"reason": r, "count": n} for r, n in by_reason.most_common()]}),
+           Metric("filters.dropped.count", float((~keep).sum()))]
+    out += [Metric(f"filters.dropped.{reason}.count", float(n)) for reason, n in sorted(by_reason.items())]
+    return out
+
+
 def video_statistics(videos: pd.DataFrame) -> list[Metric]:
     if videos.empty:
         return [Metric("videos.count", 0.0)]

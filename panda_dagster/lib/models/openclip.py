@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panda_dagster.lib.ids import file_sha256
+from panda_dagster.lib.models.base import Model, ModelSpec, embed_in_batches
+from panda_dagster.lib.models.cache import cached_model
+from panda_dagster.lib.models.device import resolve_device
 from panda_dagster.lib.models.profiles import PROFILES, TINY_LABEL, resolve_models_profile
 from panda_dagster.lib.settings import model_cache_dir
 
@@ -57,6 +60,9 @@ PROFILE_SPECS: dict[str, OpenClipSpec] = {
     "large": OpenClipSpec("ViT-H-14-quickgelu", "dfn5b", hf_repo="apple/DFN5B-CLIP-ViT-H-14"),
     "tiny": OpenClipSpec(TINY_MODEL_NAME, "random-init-seed-%d" % TINY_SEED),
 }
+# No CLIP-like image-text model installs with trained weights from PyPI: `offline` uses the tiny twin too.
+PROFILE_SPECS["offline"] = PROFILE_SPECS["tiny"]
+RANDOM_TWIN_PROFILES = ("tiny", "offline")
 
 
 def _profile_spec(profile: str) -> OpenClipSpec:
@@ -128,22 +134,29 @@ def ensure_tiny_open_clip(cache_dir: Path) -> Path:
     return target
 
 
-def resolve_device(device: str = "auto") -> str:
-    if device != "auto":
-        return device
-    import torch
+def model_spec(arch: OpenClipSpec, profile: str, variant: str | None = None, revision: str | None = None) -> ModelSpec:
+    """The `ModelSpec` of a profile's open_clip model. Other weights of the same architecture (a
+    fine-tune) are another model: `variant` is appended to the model id, `revision` names the weights."""
+    if profile in RANDOM_TWIN_PROFILES:
+        model_id = f"tiny/open_clip-{arch.model_name}"
+        default_revision = f"{arch.pretrained}-v{TINY_BUILD_VERSION}"
+    else:
+        model_id = arch.hf_repo or f"open_clip/{arch.model_name}"
+        default_revision = arch.revision or arch.pretrained
+    if variant:
+        model_id = f"{model_id}+{variant}"
+    return ModelSpec(model_id, revision or default_revision, trained=profile not in RANDOM_TWIN_PROFILES, family="open_clip")
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
+class OpenClipModel(Model):
+    """A loaded open_clip model: batched, no-grad embedding of images and texts (an `ImageEmbedder` and
+    a `TextEmbedder`). `arch` is the open_clip architecture + pretrained tag, `spec` the model id/revision."""
 
-class OpenClipModel:
-    """A loaded open_clip model: batched, no-grad embedding of images and texts."""
-
-    def __init__(self, spec: OpenClipSpec, profile: str, device: str, model, preprocess, tokenizer):
-        self.spec = spec
+    def __init__(self, arch: OpenClipSpec, profile: str, device: str, model, preprocess, tokenizer,
+                 spec: ModelSpec | None = None):
+        super().__init__(spec or model_spec(arch, profile), device)
+        self.arch = arch
         self.profile = profile
-        self.device = device
-        self.label = TINY_LABEL if profile == "tiny" else f"open_clip {spec.model_name} {spec.pretrained}"
         self.model = model.eval()
         self.preprocess = preprocess  # PIL image -> normalised CHW tensor (open_clip's eval transform)
         self.tokenizer = tokenizer  # list[str] -> (N, context_length) token ids, truncating long texts
@@ -151,18 +164,17 @@ class OpenClipModel:
             else int(model.visual.output_dim)
 
     @property
+    def label(self) -> str:
+        return TINY_LABEL if not self.trained else f"open_clip {self.arch.model_name} {self.arch.pretrained}"
+
+    @property
+    def name(self) -> str:
+        """open_clip architecture and tag, e.g. `open_clip ViT-L-14 datacomp_xl_s13b_b90k`."""
+        return f"open_clip {self.arch.model_name} {self.arch.pretrained}"
+
+    @property
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.detach().exp().float().cpu())
-
-    def _autocast(self):
-        import contextlib
-
-        import torch
-
-        if not self.device.startswith("cuda"):
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
 
     def image_tensor(self, images: Sequence[np.ndarray | PIL.Image.Image]) -> torch.Tensor:
         """Preprocess images (HxWx3 uint8 RGB arrays or PIL images) into a (N, 3, S, S) batch on CPU."""
@@ -190,32 +202,22 @@ class OpenClipModel:
         return self.tokenizer(texts)
 
     def embed_images(self, images: Sequence[np.ndarray | PIL.Image.Image], batch_size: int = 64) -> np.ndarray:
-        import torch
-
-        out = [np.zeros((0, self.embed_dim), dtype=np.float32)]
-        with torch.no_grad(), self._autocast():
-            for start in range(0, len(images), batch_size):
-                batch = self.image_tensor(images[start : start + batch_size]).to(self.device)
-                features = self.model.encode_image(batch).float()
-                out.append(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+        return embed_in_batches(images, batch_size, lambda batch: self.model.encode_image(
+            self.image_tensor(batch).to(self.device)), self.embed_dim, self.device)
 
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        import torch
+        return embed_in_batches(texts, batch_size, lambda batch: self.model.encode_text(
+            self.tokenize(batch).to(self.device)), self.embed_dim, self.device)
 
-        out = [np.zeros((0, self.embed_dim), dtype=np.float32)]
-        with torch.no_grad(), self._autocast():
-            for start in range(0, len(texts), batch_size):
-                tokens = self.tokenize(texts[start : start + batch_size]).to(self.device)
-                features = self.model.encode_text(tokens).float()
-                out.append(torch.nn.functional.normalize(features, dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32, copy=False)
+    def close(self) -> None:
+        self.model = None
 
 
-def _create(spec: OpenClipSpec, profile: str, device: str, checkpoint: Path | None = None) -> OpenClipModel:
+def _create(spec: OpenClipSpec, profile: str, device: str, checkpoint: Path | None = None,
+            model: ModelSpec | None = None) -> OpenClipModel:
     """Load through `open_clip.create_model_and_transforms`; `checkpoint` overrides the spec's weights."""
     open_clip = _import_open_clip()
-    if profile == "tiny":
+    if profile in RANDOM_TWIN_PROFILES:
         _register_tiny_config(ensure_tiny_open_clip(model_cache_dir()))
         pretrained = str(checkpoint or tiny_model_dir(model_cache_dir()) / TINY_CHECKPOINT)
         preprocess_kwargs: dict[str, Any] = {}
@@ -236,15 +238,11 @@ def _create(spec: OpenClipSpec, profile: str, device: str, checkpoint: Path | No
                                  ("image_interpolation", "interpolation"), ("image_resize_mode", "resize_mode"))
                 if tag_cfg.get(src) is not None
             }
-    model, _, preprocess = open_clip.create_model_and_transforms(
+    network, _, preprocess = open_clip.create_model_and_transforms(
         spec.model_name, pretrained=pretrained, device=device, **preprocess_kwargs
     )
     tokenizer = open_clip.get_tokenizer(spec.model_name)
-    return OpenClipModel(spec, profile, device, model, preprocess, tokenizer)
-
-
-_CACHE: dict[tuple[str, str], OpenClipModel] = {}
-_CACHE_LOCK = threading.Lock()
+    return OpenClipModel(spec, profile, device, network, preprocess, tokenizer, spec=model)
 
 
 def load_open_clip(profile: str | None = None, device: str = "auto") -> OpenClipModel:
@@ -252,14 +250,15 @@ def load_open_clip(profile: str | None = None, device: str = "auto") -> OpenClip
     profile = profile or resolve_models_profile().name
     spec = _profile_spec(profile)
     device = resolve_device(device)
-    key = (profile, device)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _create(spec, profile, device)
-        return _CACHE[key]
+    return cached_model(("open_clip", profile, spec, device), lambda: _create(spec, profile, device))
 
 
-def load_open_clip_checkpoint(profile: str, checkpoint: Path, device: str = "auto") -> OpenClipModel:
+def load_open_clip_checkpoint(profile: str, checkpoint: Path, device: str = "auto", variant: str = "checkpoint",
+                              revision: str | None = None) -> OpenClipModel:
     """The profile's architecture with weights from `checkpoint` (a state dict, e.g. a fine-tuned
-    scorer). Not cached here: callers that reuse it keep their own reference."""
-    return _create(_profile_spec(profile), profile, resolve_device(device), checkpoint=Path(checkpoint))
+    scorer). Its model id is the base id + `+variant`, its revision `revision` or the checkpoint's content
+    hash, so embeddings stored for the base model are never taken for it. Not cached here."""
+    checkpoint = Path(checkpoint)
+    arch = _profile_spec(profile)
+    spec = model_spec(arch, profile, variant, revision or file_sha256(checkpoint)[:16])
+    return _create(arch, profile, resolve_device(device), checkpoint=checkpoint, model=spec)

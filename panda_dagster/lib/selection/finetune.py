@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from panda_dagster.lib.models.openclip import OpenClipModel, load_open_clip_checkpoint
+from panda_dagster.lib.models.openclip import OpenClipModel, load_open_clip_checkpoint, model_spec
 from panda_dagster.lib.selection.scorer import Candidate, CaptionScorer, ClipToScore, FramesLoader
 
 SELECTION_MODELS_PREFIX = "models/selection"
@@ -46,19 +46,25 @@ class PreferenceExample:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    epochs: int = 5
-    batch_size: int = 32  # clips per optimisation step
-    learning_rate: float = 1e-5  # CLIP fine-tuning rate; a random-init tiny model needs ~1e-3
-    weight_decay: float = 0.1
-    warmup_fraction: float = 0.05
-    contrastive_weight: float = 0.5
-    val_fraction: float = 0.2
-    seed: int = 0
+    """How the caption scorer is fine-tuned on human choices (`selection_model`)."""
+
+    epochs: int = field(default=5, metadata={"help": "Passes over the training clips"})
+    batch_size: int = field(default=32, metadata={"help": "Labelled clips per optimisation step"})
+    # CLIP fine-tuning rate; a random-init tiny model needs ~1e-3.
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak rate (warm-up, then cosine decay)"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay"})
+    warmup_fraction: float = field(default=0.05, metadata={"help": "Share of the steps spent warming up"})
+    contrastive_weight: float = field(default=0.5, metadata={"help": "Weight of the clip/caption InfoNCE term"})
+    val_fraction: float = field(default=0.2, metadata={"help": "Share of labelled videos held out for validation"})
+    seed: int = field(default=0, metadata={"help": "Seed of the split, the initialisation order and the batches"})
     # LiT-style partial unlocking keeps a ViT-L fine-tune within a 24 GB GPU; None trains the whole tower.
-    unlocked_image_groups: int | None = 4
-    unlocked_text_layers: int | None = 4
-    max_frames_per_clip: int = 4
-    preprocessed_cache_mb: int = 2048  # keep preprocessed frames in memory below this size
+    unlocked_image_groups: int | None = field(default=4, metadata={
+        "help": "Train only the last N groups of the image tower (null = all of it)"})
+    unlocked_text_layers: int | None = field(default=4, metadata={
+        "help": "Train only the last N text transformer layers (null = all of them)"})
+    max_frames_per_clip: int = field(default=4, metadata={"help": "Key frames per clip used in training"})
+    preprocessed_cache_mb: int = field(default=2048, metadata={
+        "help": "Keep preprocessed frames in memory below this size (MB)"})
 
 
 @dataclass
@@ -193,7 +199,8 @@ def finetune_scorer(
                     else torch.autocast("cpu", enabled=False))
         rng = np.random.default_rng(config.seed)
         history = []
-        tuned = OpenClipModel(base.spec, base.profile, device, model, base.preprocess, base.tokenizer)
+        tuned = OpenClipModel(base.arch, base.profile, device, model, base.preprocess, base.tokenizer,
+                              spec=model_spec(base.arch, base.profile, "finetuning", "in-training"))
         for epoch in range(config.epochs):
             model.train()
             order = rng.permutation(len(train))
@@ -298,7 +305,7 @@ def publish_selection_model(storage, base: OpenClipModel, result: FinetuneResult
     now = now or dt.datetime.now(dt.timezone.utc)
     info = SelectionModelInfo(
         version=f"{now:%Y%m%dT%H%M%S%fZ}-{labels_sha[:8]}", profile=base.profile,
-        base_model_name=base.spec.model_name, base_pretrained=base.spec.pretrained, labels_sha=labels_sha,
+        base_model_name=base.arch.model_name, base_pretrained=base.arch.pretrained, labels_sha=labels_sha,
         n_labels=n_labels, base_val_accuracy=result.base_val_accuracy, tuned_val_accuracy=result.tuned_val_accuracy,
         chance_val_accuracy=result.chance_val_accuracy, n_train_clips=result.n_train_clips,
         n_val_clips=result.n_val_clips, created_at=now.isoformat(), config=asdict(result.config),
@@ -330,5 +337,6 @@ def latest_selection_model(storage, profile: str) -> SelectionModelInfo | None:
 
 
 def load_selection_scorer(storage, info: SelectionModelInfo, device: str = "auto") -> CaptionScorer:
-    model = load_open_clip_checkpoint(info.profile, storage.local_copy(info.checkpoint_key), device=device)
+    model = load_open_clip_checkpoint(info.profile, storage.local_copy(info.checkpoint_key), device=device,
+                                      variant="selection", revision=info.version)
     return CaptionScorer(model, version=info.version)

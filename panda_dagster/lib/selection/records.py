@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from panda_dagster.lib.catalog import register_table
 from panda_dagster.lib.records import utcnow
 
 # Why a scored clip is not `accepted` into the curated subset.
 REJECT_BELOW_BAR = "below_quality_bar"
 REJECT_PER_VIDEO_CAP = "over_per_video_cap"
+REJECT_FILTERED = "dropped_by_clip_filters"  # table clip_filters: keep = false
 
 
 @dataclass
@@ -63,7 +63,3 @@ class CaptionPreference:
     labelled_at: dt.datetime | None
     imported_at: dt.datetime = field(default_factory=utcnow)
 
-
-register_table("selected_captions", SelectedCaption)
-register_table("caption_scores", CaptionScore)
-register_table("caption_preferences", CaptionPreference, part_column="label_batch")

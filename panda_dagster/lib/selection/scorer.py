@@ -9,7 +9,7 @@ between the two. The same scorer serves the pretrained base model and a fine-tun
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +21,7 @@ from panda_dagster.lib.selection.records import (
     CaptionScore,
     SelectedCaption,
 )
+from panda_dagster.lib.storage import artifact_reader
 
 # LAION-5B kept English image-text pairs whose CLIP cosine was >= 0.28; Panda-70M's 0.43 bar is on the
 # scale of their own fine-tuned retrieval model, not on raw CLIP cosine, so it cannot be reused as is.
@@ -72,25 +73,9 @@ def decode_jpeg(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def keyframe_bytes_reader(storage) -> Callable[[str], bytes]:
-    """Reads a key-frame URI that `storage` produced (or, failing that, a local file path)."""
-    from pathlib import Path
-
-    base = storage.uri("k")[:-1]  # the URI prefix every key of this storage shares
-
-    def read(uri: str) -> bytes:
-        if uri.startswith(base):
-            return storage.get_bytes(uri[len(base):])
-        if "://" not in uri and Path(uri).is_file():
-            return Path(uri).read_bytes()
-        raise FileNotFoundError(f"key frame {uri} is neither in this storage nor a local file")
-
-    return read
-
-
 def storage_frames_loader(storage) -> FramesLoader:
-    """Decoded key frames of a clip, read through `keyframe_bytes_reader`."""
-    read = keyframe_bytes_reader(storage)
+    """Decoded key frames of a clip, read through `storage.artifact_reader`."""
+    read = artifact_reader(storage)
 
     def load(clip: ClipToScore) -> list[np.ndarray]:
         return [decode_jpeg(read(uri)) for uri in clip.keyframe_uris]
@@ -115,8 +100,15 @@ class CaptionScorer:
     def __init__(self, model: OpenClipModel, name: str | None = None, version: str | None = None):
         self.model = model
         self.version = version  # selection-model version, None for the pretrained base model
-        self.name = name or (f"selection_model {version}" if version else
-                             f"open_clip {model.spec.model_name} {model.spec.pretrained}")
+        self.name = name or (f"selection_model {version}" if version else getattr(model, "name", model.label))
+
+    @property
+    def image_model(self) -> OpenClipModel:
+        """The model whose key-frame embeddings this scorer compares with captions (`lib.models.keyframes`)."""
+        return self.model
+
+    def close(self) -> None:
+        self.model.close()
 
     def score(
         self,
@@ -125,15 +117,24 @@ class CaptionScorer:
         clips_per_batch: int = 64,
         image_batch_size: int = 64,
         text_batch_size: int = 256,
+        precomputed: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[list[ScoredClip], list[UnscorableClip]]:
-        """Scores per clip; clips without candidates or readable key frames come back as unscorable."""
+        """Scores per clip; clips without candidates or readable key frames come back as unscorable.
+
+        `precomputed`: unit-norm clip embeddings by clip id (`lib.models.keyframes.
+        mean_embedding` of this scorer's `image_model`); those clips' frames are neither read nor embedded.
+        """
+        precomputed = precomputed or {}
         scored: list[ScoredClip] = []
         unscorable: list[UnscorableClip] = []
         for start in range(0, len(clips), clips_per_batch):
-            frames, counts, ready = [], [], []
+            frames, counts, ready, known = [], [], [], []
             for clip in clips[start : start + clips_per_batch]:
                 if not clip.candidates:
                     unscorable.append(UnscorableClip(clip.clip_id, clip.video_id, clip.shard, "no candidate captions"))
+                    continue
+                if clip.clip_id in precomputed:
+                    known.append(clip)
                     continue
                 try:
                     clip_frames = clip.frames if clip.frames is not None else (frames_loader or _no_loader)(clip)
@@ -147,15 +148,23 @@ class CaptionScorer:
                 frames.extend(clip_frames)
                 counts.append(len(clip_frames))
                 ready.append(clip)
-            if not ready:
+            if not ready and not known:
                 continue
-            video = clip_embeddings(self.model.embed_images(frames, batch_size=image_batch_size), counts)
-            texts = sorted({c.caption for clip in ready for c in clip.candidates})
+            video = np.zeros((0, self.model.embed_dim), dtype=np.float32)
+            if ready:
+                video = clip_embeddings(self.model.embed_images(frames, batch_size=image_batch_size), counts)
+            if known:
+                video = np.concatenate([video, np.stack([np.asarray(precomputed[c.clip_id], dtype=np.float32)
+                                                         for c in known])])
+            batch_clips = ready + known
+            texts = sorted({c.caption for clip in batch_clips for c in clip.candidates})
             text_index = {text: i for i, text in enumerate(texts)}
             text_embeddings = self.model.embed_texts(texts, batch_size=text_batch_size)
-            for row, clip in enumerate(ready):
+            for row, clip in enumerate(batch_clips):
                 idx = [text_index[c.caption] for c in clip.candidates]
                 scored.append(ScoredClip(clip, (text_embeddings[idx] @ video[row]).astype(np.float64)))
+        order = {clip.clip_id: i for i, clip in enumerate(clips)}
+        scored.sort(key=lambda item: order[item.clip.clip_id])
         return scored, unscorable
 
 

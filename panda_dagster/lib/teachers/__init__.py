@@ -1,2 +1,3 @@
-"""Teacher captioners (Panda-70M's cross-modality teachers): registry, tiny offline twins, runners,
-prompt building, caption cleaning, ASR, and the per-shard captioning engine. No Dagster imports."""
+"""Teacher captioners (Panda-70M's cross-modality teachers): the registry (teachers.yaml), one module per
+teacher kind (kinds/), runners, tiny offline twins, prompt building, caption cleaning, the per-shard
+captioning engine and the shard step of `teacher_captions` (shard.py). No Dagster imports."""

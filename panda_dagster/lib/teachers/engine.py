@@ -12,13 +12,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
+from panda_dagster.lib.records import Cue
+from panda_dagster.lib.subtitles import cues_by_video
 from panda_dagster.lib.teachers.batching import AdaptiveBatcher
 from panda_dagster.lib.teachers.cleaning import clean_caption
-from panda_dagster.lib.teachers.frames import pick_evenly, prefetch
-from panda_dagster.lib.teachers.inputs import ClipInput, CueInput, VideoInput, cues_by_video
-from panda_dagster.lib.teachers.prompts import build_context, frame_timestamps, prompt_sha, render_prompt
+from panda_dagster.lib.teachers.frames import prefetch
+from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput
+from panda_dagster.lib.teachers.kinds import PlanContext, PlannedRequest, teacher_kind
+from panda_dagster.lib.teachers.prompts import build_context, render_prompt
 from panda_dagster.lib.teachers.records import TeacherCaption, TeacherFailure
 from panda_dagster.lib.teachers.registry import TeacherSpec
 from panda_dagster.lib.teachers.runners import (
@@ -64,40 +66,12 @@ class ShardCaptions:
         return sum(s.n_generated + s.n_failed for s in self.stats)
 
 
-@dataclass(frozen=True)
-class PlannedRequest:
-    request: TeacherRequest | None
-    failure_reason: str | None = None  # set when the clip cannot be sent to this teacher at all
-
-
-def plan_request(spec: TeacherSpec, clip: ClipInput, video: VideoInput | None, cues: list[CueInput]) -> PlannedRequest:
-    """The request (prompt + frames) this teacher gets for this clip, or why there is none."""
-    context = build_context(clip, video, cues, spec.num_frames)
-    prompt = render_prompt(spec.prompt, context)
-    fingerprint = spec.config_fingerprint()
-    if spec.kind == "image":
-        keyframes = tuple(pick_evenly(list(clip.keyframe_uris), spec.num_frames))
-        # Frames are named by clip id and index, not by where storage keeps them: moving the
-        # artifacts (local folder <-> S3) must not invalidate the cache.
-        sha = prompt_sha(fingerprint, prompt, [PurePosixPath(uri).name for uri in keyframes])
-        if not keyframes:
-            return PlannedRequest(_request(clip, prompt, sha), "clip has no stored key frames")
-        return PlannedRequest(_request(clip, prompt, sha, keyframe_uris=keyframes))
-    if spec.kind == "video_llm":
-        times = tuple(frame_timestamps(clip.start_s, clip.end_s, spec.num_frames))
-        sha = prompt_sha(fingerprint, prompt, [clip.video_id, times])
-        if video is None or not video.local_path:
-            return PlannedRequest(_request(clip, prompt, sha), "video record or local file missing for this clip")
-        return PlannedRequest(_request(clip, prompt, sha, video_path=video.local_path, frame_times_s=times))
-    sha = prompt_sha(fingerprint, prompt, None)
-    if spec.kind == "narration" and not prompt:
-        return PlannedRequest(_request(clip, prompt, sha), "no narration: the clip has no subtitle or ASR text")
-    return PlannedRequest(_request(clip, prompt, sha))
-
-
-def _request(clip: ClipInput, prompt: str, sha: str, **kw) -> TeacherRequest:
-    return TeacherRequest(clip_id=clip.clip_id, video_id=clip.video_id, prompt=prompt, prompt_sha=sha,
-                          clip_start_s=clip.start_s, **kw)
+def plan_request(spec: TeacherSpec, clip: ClipInput, video: VideoInput | None, cues: list[Cue]) -> PlannedRequest:
+    """The request (prompt + inputs) this teacher gets for this clip, or why there is none: the prompt is
+    rendered here, the kind (lib/teachers/kinds/) decides which inputs and the cache key."""
+    prompt = render_prompt(spec.prompt, build_context(clip, video, cues, spec.num_frames))
+    context = PlanContext(clip, video, cues, prompt, spec.config_fingerprint())
+    return teacher_kind(spec.kind).plan(spec, context)
 
 
 def merge_caption_parts(parts: Sequence[str], prompt: str) -> tuple[str | None, str | None]:
@@ -135,7 +109,7 @@ def caption_shard(
     teachers: Iterable[TeacherSpec],
     clips: Sequence[ClipInput],
     videos: dict[str, VideoInput],
-    cues: Iterable[CueInput],
+    cues: Iterable[Cue],
     *,
     profile: str,
     existing_captions: Iterable[TeacherCaption] = (),
@@ -177,6 +151,8 @@ def caption_shard(
             else:
                 todo.append(request)
         if todo:
+            # A video's clips one after another: frame-sampling kinds decode each video once.
+            todo.sort(key=lambda r: r.video_id)
             try:
                 _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, stats, progress,
                                       prefetch_depth)
@@ -240,6 +216,22 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
         return prepared
 
     chunks = [todo[i: i + spec.batch_size] for i in range(0, len(todo), spec.batch_size)]
+    try:
+        _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
+                    result, stats, meter)
+    finally:
+        end_pass = getattr(runner, "end_pass", None)  # test doubles may not extend TeacherRunner
+        if end_pass:
+            end_pass()
+    stats.generate_s = round(time.perf_counter() - started, 3)
+    stats.clips_per_s = round(len(todo) / stats.generate_s, 3) if stats.generate_s > 0 else 0.0
+    stats.batch_size = batcher.batch_size
+    stats.oom_events = batcher.oom_events
+
+
+def _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
+                result, stats, meter):
+    echoes_prompt = teacher_kind(spec.kind).echoes_prompt
     for _, prepared in prefetch(chunks, prepare_chunk, depth=prefetch_depth):
         if isinstance(prepared, BaseException):  # the loader itself broke: fail the whole chunk loudly
             raise prepared
@@ -253,8 +245,7 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
                 stats.n_failed += 1
         outcome = batcher.run(ready)
         for item, generation in outcome.results:
-            # The narration "prompt" is the caption itself; only model outputs can echo their prompt.
-            echo = "" if spec.kind == "narration" else item.request.prompt
+            echo = item.request.prompt if echoes_prompt else ""
             caption, reason = merge_caption_parts(generation.parts, echo)
             request = item.request
             if caption is None:
@@ -273,7 +264,3 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
             result.failures.append(_failure(shard, spec, revision, item.request, reason, profile, detail))
             stats.n_failed += 1
         meter.add(len(prepared))
-    stats.generate_s = round(time.perf_counter() - started, 3)
-    stats.clips_per_s = round(len(todo) / stats.generate_s, 3) if stats.generate_s > 0 else 0.0
-    stats.batch_size = batcher.batch_size
-    stats.oom_events = batcher.oom_events

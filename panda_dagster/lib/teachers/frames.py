@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import io
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
+
+from panda_dagster.lib.storage import read_artifact
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -28,19 +28,6 @@ def pick_evenly(items: list[T], n: int) -> list[T]:
     return [items[int((i + 0.5) * len(items) / n)] for i in range(n)]
 
 
-def read_uri_bytes(uri: str, s3_client=None) -> bytes:
-    """Bytes of a stored artifact: a local path / file:// URI, or s3://bucket/key."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme == "s3":
-        if s3_client is None:
-            import boto3
-
-            s3_client = boto3.client("s3")
-        return s3_client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"].read()
-    path = Path(urllib.parse.unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
-    return path.read_bytes()
-
-
 def load_keyframes(uris: Iterable[str], num_frames: int, s3_client=None) -> list:
     """PIL RGB images of `num_frames` key frames spread over the clip's stored ones."""
     from PIL import Image
@@ -51,7 +38,7 @@ def load_keyframes(uris: Iterable[str], num_frames: int, s3_client=None) -> list
     images = []
     for uri in chosen:
         try:
-            with Image.open(io.BytesIO(read_uri_bytes(uri, s3_client))) as img:
+            with Image.open(io.BytesIO(read_artifact(uri, s3_client=s3_client))) as img:
                 images.append(img.convert("RGB"))
         except (OSError, ValueError) as exc:
             raise FrameError(f"key frame {uri} unreadable: {type(exc).__name__}: {exc}") from exc
@@ -63,42 +50,88 @@ _decord_lock = threading.Lock()
 
 def sample_video_frames(path: str, timestamps_s: list[float], max_side: int = 768) -> list:
     """PIL RGB frames at the given times (nearest frame), read with decord, PyAV as the fallback.
-    Frames are downscaled to `max_side` on decode: processors resize them smaller anyway."""
-    if not timestamps_s:
-        return []
-    try:
-        return _sample_decord(path, timestamps_s, max_side)
-    except FrameError:
-        raise
-    except Exception as exc:  # decord refuses some containers; PyAV reads nearly everything
+    Frames are downscaled to `max_side` on decode: processors resize them smaller anyway. Opens the
+    file for this call only; `VideoFrameSampler` keeps it open for all clips of a video."""
+    with VideoFrameSampler(max_side) as sampler:
+        return sampler.sample(path, timestamps_s)
+
+
+class VideoFrameSampler:
+    """Frames of one video at a time, from one open decord reader: the clips of a video, asked for one
+    after another, are all served by a single open (and decode) of that video. Asking for another video
+    closes the previous one. Not thread-safe: one sampler per prefetch thread."""
+
+    def __init__(self, max_side: int = 768):
+        self.max_side = max_side
+        self._path: str | None = None
+        self._reader = None
+        self._fps = 25.0
+        self._decord_refused: set[str] = set()  # videos decord cannot read: straight to PyAV
+        self.opens = 0  # files opened by this sampler (decord or PyAV)
+
+    def __enter__(self) -> "VideoFrameSampler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._reader, self._path = None, None
+
+    def sample(self, path: str, timestamps_s: list[float]) -> list:
+        if not timestamps_s:
+            return []
         try:
-            return _sample_pyav(path, timestamps_s, max_side)
-        except Exception as exc2:
-            raise FrameError(f"cannot decode frames of {path}: decord: {exc}; PyAV: {exc2}") from exc2
+            if path in self._decord_refused:
+                raise RuntimeError("decord could not read this video before")
+            return _sample_decord(self, path, timestamps_s)
+        except FrameError:
+            raise
+        except Exception as exc:  # decord refuses some containers; PyAV reads nearly everything
+            self.close()
+            self._decord_refused.add(path)
+            try:
+                self.opens += 1
+                return _sample_pyav(path, timestamps_s, self.max_side)
+            except Exception as exc2:
+                raise FrameError(f"cannot decode frames of {path}: decord: {exc}; PyAV: {exc2}") from exc2
+
+    def _open(self, path: str):
+        if self._path != path:
+            import decord
+
+            self.close()
+            with _decord_lock:  # decord's bridge setup is process-global
+                self.opens += 1
+                reader = decord.VideoReader(path, num_threads=1)
+            if not len(reader):
+                raise FrameError(f"{path}: no decodable frames")
+            self._reader, self._path = reader, path
+            self._fps = float(reader.get_avg_fps()) or 25.0
+        return self._reader
+
+    def frame_indices(self, path: str, timestamps_s: list[float]) -> tuple[object, list[int]]:
+        """The open reader of `path` and the frame index nearest each time."""
+        reader = self._open(path)
+        n = len(reader)
+        return reader, [min(n - 1, max(0, int(round(t * self._fps)))) for t in timestamps_s]
+
+
+def _sample_decord(sampler: VideoFrameSampler, path: str, timestamps_s: list[float]) -> list:
+    from PIL import Image
+
+    reader, indices = sampler.frame_indices(path, timestamps_s)
+    images = []
+    for frame in reader.get_batch(indices).asnumpy():
+        image = Image.fromarray(frame[..., :3])
+        size = _target_size(image.width, image.height, sampler.max_side)
+        images.append(image if size == image.size else image.resize(size, Image.BILINEAR))
+    return images
 
 
 def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(width, height))
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
-
-
-def _sample_decord(path: str, timestamps_s: list[float], max_side: int) -> list:
-    import decord
-    from PIL import Image
-
-    with _decord_lock:  # decord's bridge setup is process-global
-        probe = decord.VideoReader(path, num_threads=1)
-        height, width = probe[0].shape[:2] if len(probe) else (0, 0)
-        del probe
-    if not width:
-        raise FrameError(f"{path}: no decodable frames")
-    w, h = _target_size(width, height, max_side)
-    vr = decord.VideoReader(path, width=w, height=h, num_threads=1)
-    n = len(vr)
-    fps = float(vr.get_avg_fps()) or 25.0
-    indices = [min(n - 1, max(0, int(round(t * fps)))) for t in timestamps_s]
-    batch = vr.get_batch(indices).asnumpy()
-    return [Image.fromarray(frame[..., :3]) for frame in batch]
 
 
 def _sample_pyav(path: str, timestamps_s: list[float], max_side: int) -> list:

@@ -1,15 +1,16 @@
 """What a teacher sees of a clip: the clip span and key frames, its video's metadata, subtitle cues.
 
-These are plain dataclasses so the library does not depend on how the `clips` stage stores its rows;
-`from_frames` helpers adapt catalog DataFrames (columns as in the `clips`, `videos` and `subtitles`
-tables) into them.
+Clips and videos are narrowed to what the teachers use (`ClipInput.of` / `VideoInput.of` take the
+typed rows `Catalog.rows` returns); cues are the one cue type, `records.Cue` (the `subtitles` table's row).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from panda_dagster.lib.records import Cue, VideoRecord
+from panda_dagster.lib.video.records import ClipRecord
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class ClipInput:
     def duration_s(self) -> float:
         return max(0.0, self.end_s - self.start_s)
 
+    @classmethod
+    def of(cls, clip: ClipRecord) -> ClipInput:
+        return cls(clip.clip_id, clip.video_id, clip.start_s, clip.end_s, tuple(clip.keyframe_uris or ()),
+                   clip.narration or None)
+
 
 @dataclass(frozen=True)
 class VideoInput:
@@ -35,70 +41,13 @@ class VideoInput:
     has_audio: bool = False
     duration_s: float | None = None
 
-
-@dataclass(frozen=True)
-class CueInput:
-    video_id: str
-    start_s: float
-    end_s: float
-    text: str
-    source: str = "file"  # file | inline | asr
+    @classmethod
+    def of(cls, video: VideoRecord) -> VideoInput:
+        return cls(video.video_id, video.local_path, video.title, video.description, video.probe.has_audio,
+                   video.probe.duration_s)
 
 
-def _none_if_nan(value):
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def clips_from_frame(df) -> list[ClipInput]:
-    """Rows of the `clips` table (needs clip_id, video_id, start_s, end_s; keyframe_uris and narration
-    are used when present) as ClipInputs."""
-    out = []
-    has_keyframes = "keyframe_uris" in df.columns
-    narration_col = next((c for c in ("narration", "narration_text", "subtitle_text") if c in df.columns), None)
-    for row in df.itertuples(index=False):
-        keyframes = getattr(row, "keyframe_uris") if has_keyframes else None
-        keyframes = tuple(str(k) for k in keyframes) if keyframes is not None and len(keyframes) else ()
-        narration = _none_if_nan(getattr(row, narration_col)) if narration_col else None
-        out.append(ClipInput(str(row.clip_id), str(row.video_id), float(row.start_s), float(row.end_s),
-                             keyframes, narration or None))
-    return out
-
-
-def videos_from_frame(df) -> dict[str, VideoInput]:
-    out = {}
-    for row in df.itertuples(index=False):
-        out[str(row.video_id)] = VideoInput(
-            video_id=str(row.video_id),
-            local_path=str(row.local_path),
-            title=_none_if_nan(getattr(row, "title", None)),
-            description=_none_if_nan(getattr(row, "description", None)),
-            has_audio=bool(getattr(row, "has_audio", False)),
-            duration_s=_none_if_nan(getattr(row, "duration_s", None)),
-        )
-    return out
-
-
-def cues_from_frame(df) -> list[CueInput]:
-    return [
-        CueInput(str(r.video_id), float(r.start_s), float(r.end_s), str(r.text), str(getattr(r, "source", "file")))
-        for r in df.itertuples(index=False)
-    ]
-
-
-def cues_by_video(cues: Iterable[CueInput]) -> dict[str, list[CueInput]]:
-    grouped: dict[str, list[CueInput]] = {}
-    for cue in cues:
-        grouped.setdefault(cue.video_id, []).append(cue)
-    for items in grouped.values():
-        items.sort(key=lambda c: (c.start_s, c.end_s))
-    return grouped
-
-
-def subtitle_text_for_span(cues: Sequence[CueInput], start_s: float, end_s: float, min_overlap_s: float = 0.05) -> str:
+def subtitle_text_for_span(cues: Sequence[Cue], start_s: float, end_s: float, min_overlap_s: float = 0.05) -> str:
     """Text of the cues that overlap [start_s, end_s] (by at least `min_overlap_s`, or fully inside a very
     short clip), in time order, with repeated lines (rolling captions) said once."""
     parts: list[str] = []

@@ -12,7 +12,8 @@ import json
 import string
 from dataclasses import dataclass
 
-from panda_dagster.lib.teachers.inputs import ClipInput, CueInput, VideoInput, subtitle_text_for_span
+from panda_dagster.lib.records import Cue
+from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput, subtitle_text_for_span
 
 FIELDS = ("title", "description", "subtitles", "narration", "duration_s", "num_frames")
 MISSING = "(none)"
@@ -62,7 +63,7 @@ class PromptContext:
         }
 
 
-def build_context(clip: ClipInput, video: VideoInput | None, cues: list[CueInput], num_frames: int) -> PromptContext:
+def build_context(clip: ClipInput, video: VideoInput | None, cues: list[Cue], num_frames: int) -> PromptContext:
     subtitles = subtitle_text_for_span(cues, clip.start_s, clip.end_s)
     narration = " ".join((clip.narration or "").split()) or subtitles
     return PromptContext(

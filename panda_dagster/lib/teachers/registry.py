@@ -1,4 +1,5 @@
-"""The teacher registry: which captioners (and which ASR model) a models profile runs.
+"""The teacher registry: which captioners a models profile runs (speech recognition is the `transcripts`
+stage: lib/transcripts/whisper.py).
 
 `teachers.yaml` next to this module holds the `default`, `large` and `tiny` profiles. A run picks a
 profile and may override entries by name (change a field, disable one, or add a new teacher), e.g. from
@@ -16,20 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from panda_dagster.lib.models.device import DTYPES
 from panda_dagster.lib.models.profiles import PROFILES
 
 REGISTRY_FILE = Path(__file__).with_name("teachers.yaml")
 
-KINDS = ("image", "video_llm", "text_llm", "narration")
-FAMILIES = {
-    "image": ("blip", "git", "blip2"),
-    "video_llm": ("smolvlm",),
-    "text_llm": ("qwen2",),
-    "narration": ("narration",),
-    "asr": ("whisper",),
-}
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-NO_MODEL_KINDS = ("narration",)
+
+def __getattr__(name: str):
+    """KINDS, FAMILIES and NO_MODEL_KINDS come from the teacher kinds (lib/teachers/kinds/), computed on
+    first use: the kind modules import this one."""
+    from panda_dagster.lib.teachers.kinds import teacher_kinds
+
+    kinds = teacher_kinds()
+    if name == "KINDS":
+        return tuple(kinds)
+    if name == "FAMILIES":
+        return {k.name: k.families for k in kinds.values()}
+    if name == "NO_MODEL_KINDS":
+        return tuple(k.name for k in kinds.values() if not k.needs_model)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RegistryError(ValueError):
@@ -39,7 +45,7 @@ class RegistryError(ValueError):
 @dataclass(frozen=True)
 class TeacherSpec:
     name: str
-    kind: str  # one of KINDS, or "asr" for the profile's speech recogniser
+    kind: str  # one of KINDS
     family: str  # which runner implementation loads it (see FAMILIES)
     model_id: str  # Hugging Face repo id, or "tiny/<family>" for the offline twins
     revision: str
@@ -50,12 +56,13 @@ class TeacherSpec:
     max_new_tokens: int = 40
     min_new_tokens: int = 0
     num_frames: int = 1
-    timestamps: str = "segment"  # ASR only: "segment" or "word"
     generation: Mapping[str, Any] = field(default_factory=dict)  # extra `generate()` keyword arguments
 
     @property
     def needs_model(self) -> bool:
-        return self.kind not in NO_MODEL_KINDS
+        from panda_dagster.lib.teachers.kinds import teacher_kind
+
+        return teacher_kind(self.kind).needs_model
 
     @property
     def is_tiny(self) -> bool:
@@ -76,7 +83,6 @@ class TeacherSpec:
 class TeacherRegistry:
     profile: str
     teachers: tuple[TeacherSpec, ...]
-    asr: TeacherSpec | None
 
     def teacher(self, name: str) -> TeacherSpec:
         for spec in self.teachers:
@@ -85,8 +91,7 @@ class TeacherRegistry:
         raise KeyError(f"no teacher {name!r} in profile {self.profile}; have {[t.name for t in self.teachers]}")
 
     def model_specs(self) -> list[TeacherSpec]:
-        specs = [t for t in self.teachers if t.needs_model]
-        return specs + ([self.asr] if self.asr else [])
+        return [t for t in self.teachers if t.needs_model]
 
 
 _FIELDS = {f.name for f in dataclasses.fields(TeacherSpec)}
@@ -112,22 +117,23 @@ def _spec_from_dict(entry: Mapping[str, Any], where: str) -> TeacherSpec:
             except (TypeError, ValueError):
                 raise RegistryError(f"{where}: {name} must be an integer, got {values[name]!r}") from None
     spec = TeacherSpec(**values)
-    kinds = KINDS + ("asr",)
+    from panda_dagster.lib.teachers.kinds import teacher_kinds
+
+    kinds = teacher_kinds()
     if spec.kind not in kinds:
-        raise RegistryError(f"{where}: kind {spec.kind!r} is not one of {kinds}")
-    if spec.family not in FAMILIES[spec.kind]:
+        raise RegistryError(f"{where}: kind {spec.kind!r} is not one of {tuple(kinds)}")
+    kind = kinds[spec.kind]
+    if spec.family not in kind.families:
         raise RegistryError(f"{where}: family {spec.family!r} does not fit kind {spec.kind!r} "
-                            f"(choose from {FAMILIES[spec.kind]})")
+                            f"(choose from {kind.families})")
     if spec.dtype not in DTYPES:
         raise RegistryError(f"{where}: dtype {spec.dtype!r} is not one of {DTYPES}")
     if spec.batch_size < 1 or spec.max_new_tokens < 1 or spec.min_new_tokens < 0 or spec.num_frames < 0:
         raise RegistryError(f"{where}: batch_size and max_new_tokens must be >= 1, num_frames >= 0")
     if spec.min_new_tokens > spec.max_new_tokens:
         raise RegistryError(f"{where}: min_new_tokens ({spec.min_new_tokens}) > max_new_tokens")
-    if spec.kind in ("image", "video_llm") and spec.num_frames < 1:
-        raise RegistryError(f"{where}: a {spec.kind} teacher needs num_frames >= 1")
-    if spec.kind == "asr" and spec.timestamps not in ("segment", "word"):
-        raise RegistryError(f"{where}: timestamps must be 'segment' or 'word'")
+    if spec.num_frames < kind.min_frames:
+        raise RegistryError(f"{where}: a {spec.kind} teacher needs num_frames >= {kind.min_frames}")
     from panda_dagster.lib.teachers.prompts import check_template
 
     try:
@@ -151,7 +157,7 @@ def load_registry(
     path: Path | str | None = None,
 ) -> TeacherRegistry:
     """Teachers of `profile`, with `overrides` applied by teacher name (`None` disables a teacher;
-    a new name adds one, which then needs every required field; the key `asr` overrides the ASR model)."""
+    a new name adds one, which then needs every required field)."""
     if profile not in PROFILES:
         raise RegistryError(f"unknown models profile {profile!r}; choose from {PROFILES}")
     data = _load_yaml(str(path or REGISTRY_FILE))
@@ -165,22 +171,13 @@ def load_registry(
         if name in entries:
             raise RegistryError(f"profile {profile}: teacher {name!r} listed twice")
         entries[name] = dict(entry)
-    asr_entry = dict(section["asr"]) if section.get("asr") else None
     for name, change in (overrides or {}).items():
-        if name == "asr":
-            asr_entry = None if change is None else {**(asr_entry or {}), **change}
-            continue
         if change is None:
             entries.pop(name, None)
             continue
         entries[name] = {**entries.get(name, {}), **change, "name": name}
     teachers = tuple(_spec_from_dict(e, f"profile {profile}, teacher {n!r}") for n, e in entries.items())
-    asr = _spec_from_dict(asr_entry, f"profile {profile}, asr") if asr_entry else None
-    if asr is not None and asr.kind != "asr":
-        raise RegistryError(f"profile {profile}: the asr entry must have kind 'asr'")
-    if any(t.kind == "asr" for t in teachers):
-        raise RegistryError(f"profile {profile}: put the ASR model under `asr:`, not among the teachers")
-    return TeacherRegistry(profile=profile, teachers=teachers, asr=asr)
+    return TeacherRegistry(profile=profile, teachers=teachers)
 
 
 def required_model_ids(profile: str) -> list[str]:

@@ -13,7 +13,6 @@ target and renamed into place; a finished build carries a `.complete` marker wit
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -283,68 +282,23 @@ def _smolvlm_chat_template() -> str:
     )
 
 
-WHISPER_LANGUAGES = ("en", "de", "fr", "es")
-
-
-def _build_whisper(out: Path) -> None:
-    """ASR twin of Whisper: real mel feature extractor, timestamp tokens laid out as in the release."""
-    from transformers import (
-        GenerationConfig,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-
-    lang_tokens = [f"<|{code}|>" for code in WHISPER_LANGUAGES]
-    control = ["<|endoftext|>", "<|startoftranscript|>", *lang_tokens, "<|translate|>", "<|transcribe|>",
-               "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
-    # Timestamp tokens must follow <|notimestamps|> directly: decoding derives their ids from its id.
-    timestamps = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
-    bpe = _byte_level_bpe(600, [])
-    vocab = bpe.get_vocab()
-    merges = _bpe_merges(bpe)
-    tokenizer = WhisperTokenizer(vocab=vocab, merges=merges, model_max_length=448, pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": control + timestamps})
-    tid = tokenizer.convert_tokens_to_ids
-    assert tid("<|0.00|>") == tid("<|notimestamps|>") + 1
-    feature_extractor = WhisperFeatureExtractor(feature_size=80)
-    processor = WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
-    eot = tid("<|endoftext|>")
-    config = WhisperConfig(
-        vocab_size=len(tokenizer), num_mel_bins=80, d_model=32, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        decoder_start_token_id=tid("<|startoftranscript|>"), begin_suppress_tokens=[eot], suppress_tokens=[],
-    )
-    model = WhisperForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=tid("<|startoftranscript|>"), bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-        no_timestamps_token_id=tid("<|notimestamps|>"), prev_sot_token_id=tid("<|startofprev|>"),
-        lang_to_id={t: tid(t) for t in lang_tokens},
-        task_to_id={"transcribe": tid("<|transcribe|>"), "translate": tid("<|translate|>")},
-        is_multilingual=True, max_initial_timestamp_index=50, begin_suppress_tokens=[eot], suppress_tokens=[],
-        max_length=448, return_timestamps=False,
-        alignment_heads=[[0, 0], [0, 1]],  # cross-attention heads used for word-level timestamps
-    )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-
-
-def _bpe_merges(tok) -> list[tuple[str, str]]:
-    model = json.loads(tok.to_str())["model"]
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-
-
 TINY_BUILDERS: dict[str, Callable[[Path], None]] = {
     "blip": _build_blip,
     "git": _build_git,
     "blip2": _build_blip2,
     "smolvlm": _build_smolvlm,
     "qwen2": _build_qwen2,
-    "whisper": _build_whisper,
 }
+
+
+def tiny_builders() -> dict[str, Callable[[Path], None]]:
+    """The builders above plus those a teacher kind brings (`TeacherKind.tiny_builders`)."""
+    from panda_dagster.lib.teachers.kinds import teacher_kinds
+
+    builders = dict(TINY_BUILDERS)
+    for kind in teacher_kinds().values():
+        builders.update(kind.tiny_builders)
+    return builders
 
 
 def is_tiny_model_id(model_id: str) -> bool:
@@ -358,8 +312,9 @@ def tiny_model_dir(name: str, cache_dir: Path | None = None) -> Path:
 def ensure_tiny_model(model_id: str, cache_dir: Path | None = None) -> Path:
     """Build (once) the tiny model `tiny/<name>` and return its `from_pretrained` folder."""
     name = model_id.removeprefix(TINY_PREFIX)
-    if name not in TINY_BUILDERS:
-        raise KeyError(f"no tiny builder for {model_id!r}; known: {sorted(TINY_PREFIX + n for n in TINY_BUILDERS)}")
+    builders = tiny_builders()
+    if name not in builders:
+        raise KeyError(f"no tiny builder for {model_id!r}; known: {sorted(TINY_PREFIX + n for n in builders)}")
     target = tiny_model_dir(name, cache_dir)
     if _is_complete(target):
         return target
@@ -394,7 +349,7 @@ def _build(name: str, target: Path) -> Path:
         devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(_seed(name))
-            TINY_BUILDERS[name](tmp)
+            tiny_builders()[name](tmp)
         (tmp / _MARKER).write_text(BUILD_VERSION)
         if target.exists():
             # A stale build (older BUILD_VERSION) or one that another process just finished.

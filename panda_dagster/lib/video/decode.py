@@ -245,30 +245,21 @@ class DecodedSegment:
     nominal_fps: float = 0.0  # the stream's frame rate (0 = unknown: fps then comes from the times)
 
 
-def decode_video(
-    path: str | Path,
-    consumers: Sequence[FrameConsumer] = (),
-    *,
-    sample_fps: float = 2.0,
-    sample_short_side: int = 224,
-    max_samples: int = 2400,
-    max_seconds: float | None = None,
-    threads: int = 0,
-    skip_loop_filter: str | None = "noref",
-    effective_width: int = ANALYSIS_WIDTH,
-) -> DecodedVideo:
+def decode_video(path: str | Path, consumers: Sequence[FrameConsumer] = (), **options) -> DecodedVideo:
     """Decode the first video stream once, calling every consumer with each small BGR frame.
 
-    RGB samples are kept on a `1 / sample_fps` grid (the first frame at or after each multiple of the
+    `options` are `decode_segment`'s keywords (sample_fps, sample_short_side, max_samples, max_seconds,
+    threads, skip_loop_filter, effective_width; not the segment bounds). RGB samples are kept on a `1 / sample_fps` grid (the first frame at or after each multiple of the
     period; at most `max_samples`, the period stretched over the header duration, doubled if the video
     turns out longer); `threads=0` decides from the machine's load (`auto_decoder_threads`), N > 0 uses N
     decoder threads (1 = no frame threading, e.g. inside a process pool).
     Corrupt packets are skipped and recorded; after MAX_DECODE_ERRORS the rest of the file is abandoned
     and `truncated_reason` says so. Raises VideoDecodeError only when nothing can be decoded at all.
     """
-    return decode_segment(path, consumers, sample_fps=sample_fps, sample_short_side=sample_short_side,
-                          max_samples=max_samples, max_seconds=max_seconds, threads=threads,
-                          skip_loop_filter=skip_loop_filter, effective_width=effective_width).decoded
+    segment_only = {"start_pts", "stop_pts", "edge_frames", "sample_capacity"} & set(options)
+    if segment_only:
+        raise TypeError(f"decode_video decodes the whole video; use decode_segment for {sorted(segment_only)}")
+    return decode_segment(path, consumers, **options).decoded
 
 
 def decode_segment(
@@ -307,164 +298,213 @@ def decode_segment(
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoDecodeError(f"cannot open {path}: {exc}") from exc
     try:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.thread_count = int(threads) if threads > 0 else auto_decoder_threads()
-        if skip_loop_filter and skip_loop_filter != "none":
-            stream.codec_context.options = {"skip_loop_filter": skip_loop_filter}
-        fps = probe_fps(stream)
-        nominal_fps = fps
-        nominal_step = 1.0 / fps if fps > 0 else 1.0 / 25.0
-        width = int(stream.codec_context.width or 0)
-        height = int(stream.codec_context.height or 0)
-        header_duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            header_duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            header_duration = container.duration / 1_000_000
-        if container.start_time is not None:
-            origin = container.start_time / 1_000_000
-        elif stream.start_time is not None and stream.time_base is not None:
-            origin = float(stream.start_time * stream.time_base)
-        else:
-            origin = None
-        origin_known = origin is not None
-
-        base_step = base_sample_step(header_duration, max_seconds, sample_fps, max_samples)
-        capacity = max_samples if sample_capacity is None else sample_capacity
-        sample_step = base_step
-
-        times: list[float] = []
-        keys: list[bool] = []
-        samples: list[FrameSample] = []
-        sample_previous: list[float | None] = []  # time of the frame before each sample (grid re-checks)
-        head: list[FrameFingerprint] = []
-        tail: list[FrameFingerprint] = []
-        errors: list[str] = []
-        truncated: str | None = None
-        stopped_at_max = False
-        repairs = 0
-        size: tuple[int, int] | None = None
-        s_size: tuple[int, int] | None = None
-        last_duration = nominal_step
-        time_base = float(stream.time_base) if stream.time_base is not None else None
-        started_segment = start_pts is None
-        past_stop = False
-
-        def handle(frame) -> bool:
-            nonlocal size, s_size, sample_step, repairs, origin, last_duration, width, height
-            nonlocal started_segment, past_stop
-            if not started_segment:
-                if frame.pts is None or frame.pts < start_pts:
-                    return True  # before this segment (or undecodable leading frames of an open GOP)
-                started_segment = True
-            if past_stop or (stop_pts is not None and frame.pts is not None and frame.pts >= stop_pts):
-                # The next segment's frames: the first is still scored here, the edge is fingerprinted.
-                if size is None:
-                    past_stop = True
-                    return False
-                small = _analysis_bgr(frame, size)
-                if not past_stop:
-                    for consume in consumers:
-                        consume(len(times), math.nan, small)
-                past_stop = True
-                tail.append(_fingerprint(frame, small))
-                return len(tail) < edge_frames
-            if size is None:
-                width, height = frame.width, frame.height
-                size = analysis_size(width, height, effective_width)
-                s_size = sample_size(width, height, sample_short_side)
-            if frame.pts is not None and time_base is not None:
-                t_abs = frame.pts * time_base
-                if origin is None:
-                    origin = t_abs
-                t = t_abs - origin
-            else:
-                t = None
-            if times and (t is None or t <= times[-1]):
-                t = times[-1] + nominal_step
-                repairs += 1
-            elif t is None:
-                t = 0.0
-                repairs += 1
-            if max_seconds is not None and t >= max_seconds:
-                return False
-            if frame.duration and time_base is not None:
-                last_duration = frame.duration * time_base
-            index = len(times)
-            previous_t = times[-1] if times else None
-            times.append(t)
-            keys.append(bool(frame.key_frame))
-            small = None
-            if consumers or len(head) < edge_frames:
-                small = _analysis_bgr(frame, size)
-                for consume in consumers:
-                    consume(index, t, small)
-            if len(head) < edge_frames:
-                head.append(_fingerprint(frame, small))
-            if sample_step < math.inf and on_sample_grid(t, previous_t, sample_step):
-                samples.append(FrameSample(index, t, _sample_rgb(frame, s_size)))
-                sample_previous.append(previous_t)
-                while len(samples) > capacity:  # longer than the header said: coarser grid
-                    sample_step *= 2
-                    keep = [i for i, (s, p) in enumerate(zip(samples, sample_previous))
-                            if on_sample_grid(s.time_s, p, sample_step)]
-                    samples[:] = [samples[i] for i in keep]
-                    sample_previous[:] = [sample_previous[i] for i in keep]
-            return True
-
+        stream = _open_video_stream(container, path, threads, skip_loop_filter)
+        decoder = _SegmentDecoder(
+            container, stream, consumers, sample_fps=sample_fps, sample_short_side=sample_short_side,
+            max_samples=max_samples, max_seconds=max_seconds, effective_width=effective_width,
+            start_pts=start_pts, stop_pts=stop_pts, edge_frames=edge_frames, sample_capacity=sample_capacity)
         if start_pts is not None:
             container.seek(int(start_pts), backward=True, any_frame=False, stream=stream)
-        packets = container.demux(stream)
+        decoder.decode_packets(container.demux(stream))
+    finally:
+        container.close()
+    return decoder.result(path, started)
+
+
+def _open_video_stream(container, path: str, threads: int, skip_loop_filter: str | None):
+    """The first video stream, set up for threaded decoding (and skipped deblocking, see module doc)."""
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    stream.thread_count = int(threads) if threads > 0 else auto_decoder_threads()
+    if skip_loop_filter and skip_loop_filter != "none":
+        stream.codec_context.options = {"skip_loop_filter": skip_loop_filter}
+    return stream
+
+
+def _header_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def _time_origin(container, stream) -> float | None:
+    """The container's start time (players and `ffmpeg -ss` count from it), else the stream's."""
+    if container.start_time is not None:
+        return container.start_time / 1_000_000
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return None
+
+
+class _SegmentDecoder:
+    """The state of one `decode_segment` pass: frames are handed in one at a time (`handle`)."""
+
+    def __init__(self, container, stream, consumers: Sequence[FrameConsumer], *, sample_fps: float,
+                 sample_short_side: int, max_samples: int, max_seconds: float | None, effective_width: int,
+                 start_pts: int | None, stop_pts: int | None, edge_frames: int, sample_capacity: int | None):
+        self.stream = stream
+        self.consumers = consumers
+        self.sample_short_side = sample_short_side
+        self.max_seconds = max_seconds
+        self.effective_width = effective_width
+        self.start_pts, self.stop_pts, self.edge_frames = start_pts, stop_pts, edge_frames
+        self.fps = probe_fps(stream)
+        self.nominal_fps = self.fps
+        self.nominal_step = 1.0 / self.fps if self.fps > 0 else 1.0 / 25.0
+        self.width = int(stream.codec_context.width or 0)
+        self.height = int(stream.codec_context.height or 0)
+        self.header_duration = _header_duration(container, stream)
+        self.origin = _time_origin(container, stream)
+        self.origin_known = self.origin is not None
+        self.base_step = base_sample_step(self.header_duration, max_seconds, sample_fps, max_samples)
+        self.capacity = max_samples if sample_capacity is None else sample_capacity
+        self.sample_step = self.base_step
+        self.time_base = float(stream.time_base) if stream.time_base is not None else None
+
+        self.times: list[float] = []
+        self.keys: list[bool] = []
+        self.samples: list[FrameSample] = []
+        self.sample_previous: list[float | None] = []  # time of the frame before each sample (grid re-checks)
+        self.head: list[FrameFingerprint] = []
+        self.tail: list[FrameFingerprint] = []
+        self.errors: list[str] = []
+        self.truncated: str | None = None
+        self.stopped_at_max = False
+        self.repairs = 0
+        self.size: tuple[int, int] | None = None
+        self.s_size: tuple[int, int] | None = None
+        self.last_duration = self.nominal_step
+        self.started_segment = start_pts is None
+        self.past_stop = False
+
+    def decode_packets(self, packets) -> None:
+        """Decode until the stream ends, the demuxer fails, too many packets are corrupt, or `handle` stops."""
+        import av
+
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
                 break
             except av.error.FFmpegError as exc:  # the demuxer itself failed: nothing further is readable
-                truncated = f"demuxing failed after {len(times)} frames: {exc}"
+                self.truncated = f"demuxing failed after {len(self.times)} frames: {exc}"
                 break
             try:
                 frames = packet.decode()
             except av.error.FFmpegError as exc:
-                errors.append(f"packet at pts {packet.pts}: {exc}")
-                if len(errors) >= MAX_DECODE_ERRORS:
-                    truncated = f"gave up after {len(errors)} corrupt packets (last: {exc})"
+                self.errors.append(f"packet at pts {packet.pts}: {exc}")
+                if len(self.errors) >= MAX_DECODE_ERRORS:
+                    self.truncated = f"gave up after {len(self.errors)} corrupt packets (last: {exc})"
                     break
                 continue
-            keep_going = True
-            for frame in frames:
-                if not handle(frame):
-                    keep_going = False
-                    stopped_at_max = not past_stop
-                    break
-            if not keep_going:
+            if not all(self.handle(frame) for frame in frames):
+                self.stopped_at_max = not self.past_stop
                 break
-    finally:
-        container.close()
 
-    times_arr = np.asarray(times, dtype=np.float64)
-    end_s = float(times_arr[-1] + last_duration) if len(times_arr) else 0.0
-    if fps <= 0 and len(times_arr) > 1:
-        fps = (len(times_arr) - 1) / max(1e-9, times_arr[-1] - times_arr[0])
-    decoded = DecodedVideo(
-        path=path,
-        codec=stream.codec_context.name,
-        width=width,
-        height=height,
-        fps=float(fps),
-        times_s=times_arr,
-        keyframes=np.asarray(keys, dtype=bool),
-        end_s=end_s,
-        header_duration_s=header_duration,
-        samples=samples,
-        decode_errors=errors,
-        truncated_reason=truncated,
-        stopped_at_max_s=stopped_at_max,
-        analysis_size=size or (0, 0),
-        decode_wall_s=time.perf_counter() - started,
-        pts_repairs=repairs,
-    )
-    return DecodedSegment(decoded, base_step, head, tail, time_base, origin_known, nominal_fps)
+    def handle(self, frame) -> bool:
+        """Take one decoded frame; False once decoding should stop."""
+        if not self.started_segment:
+            if frame.pts is None or frame.pts < self.start_pts:
+                return True  # before this segment (or undecodable leading frames of an open GOP)
+            self.started_segment = True
+        if self.past_stop or (self.stop_pts is not None and frame.pts is not None and frame.pts >= self.stop_pts):
+            return self._handle_next_segment_frame(frame)
+        if self.size is None:
+            self.width, self.height = frame.width, frame.height
+            self.size = analysis_size(self.width, self.height, self.effective_width)
+            self.s_size = sample_size(self.width, self.height, self.sample_short_side)
+        t = self._frame_time(frame)
+        if self.max_seconds is not None and t >= self.max_seconds:
+            return False
+        if frame.duration and self.time_base is not None:
+            self.last_duration = frame.duration * self.time_base
+        self._keep_frame(frame, t)
+        return True
+
+    def _handle_next_segment_frame(self, frame) -> bool:
+        """The next segment's frames: the first is still scored here, the edge is fingerprinted."""
+        if self.size is None:
+            self.past_stop = True
+            return False
+        small = _analysis_bgr(frame, self.size)
+        if not self.past_stop:
+            for consume in self.consumers:
+                consume(len(self.times), math.nan, small)
+        self.past_stop = True
+        self.tail.append(_fingerprint(frame, small))
+        return len(self.tail) < self.edge_frames
+
+    def _frame_time(self, frame) -> float:
+        """Seconds from the time origin; a missing or non-advancing pts gets the previous time plus one
+        nominal frame (counted in `repairs`)."""
+        times = self.times
+        if frame.pts is not None and self.time_base is not None:
+            t_abs = frame.pts * self.time_base
+            if self.origin is None:
+                self.origin = t_abs
+            t = t_abs - self.origin
+        else:
+            t = None
+        if times and (t is None or t <= times[-1]):
+            t = times[-1] + self.nominal_step
+            self.repairs += 1
+        elif t is None:
+            t = 0.0
+            self.repairs += 1
+        return t
+
+    def _keep_frame(self, frame, t: float) -> None:
+        index = len(self.times)
+        previous_t = self.times[-1] if self.times else None
+        self.times.append(t)
+        self.keys.append(bool(frame.key_frame))
+        small = None
+        if self.consumers or len(self.head) < self.edge_frames:
+            small = _analysis_bgr(frame, self.size)
+            for consume in self.consumers:
+                consume(index, t, small)
+        if len(self.head) < self.edge_frames:
+            self.head.append(_fingerprint(frame, small))
+        if self.sample_step < math.inf and on_sample_grid(t, previous_t, self.sample_step):
+            self._keep_sample(FrameSample(index, t, _sample_rgb(frame, self.s_size)), previous_t)
+
+    def _keep_sample(self, sample: FrameSample, previous_t: float | None) -> None:
+        samples, previous = self.samples, self.sample_previous
+        samples.append(sample)
+        previous.append(previous_t)
+        while len(samples) > self.capacity:  # longer than the header said: coarser grid
+            self.sample_step *= 2
+            keep = [i for i, (s, p) in enumerate(zip(samples, previous)) if on_sample_grid(s.time_s, p, self.sample_step)]
+            samples[:] = [samples[i] for i in keep]
+            previous[:] = [previous[i] for i in keep]
+
+    def result(self, path: str, started: float) -> DecodedSegment:
+        times_arr = np.asarray(self.times, dtype=np.float64)
+        end_s = float(times_arr[-1] + self.last_duration) if len(times_arr) else 0.0
+        fps = self.fps
+        if fps <= 0 and len(times_arr) > 1:
+            fps = (len(times_arr) - 1) / max(1e-9, times_arr[-1] - times_arr[0])
+        decoded = DecodedVideo(
+            path=path,
+            codec=self.stream.codec_context.name,
+            width=self.width,
+            height=self.height,
+            fps=float(fps),
+            times_s=times_arr,
+            keyframes=np.asarray(self.keys, dtype=bool),
+            end_s=end_s,
+            header_duration_s=self.header_duration,
+            samples=self.samples,
+            decode_errors=self.errors,
+            truncated_reason=self.truncated,
+            stopped_at_max_s=self.stopped_at_max,
+            analysis_size=self.size or (0, 0),
+            decode_wall_s=time.perf_counter() - started,
+            pts_repairs=self.repairs,
+        )
+        return DecodedSegment(decoded, self.base_step, self.head, self.tail, self.time_base, self.origin_known,
+                              self.nominal_fps)

@@ -59,3 +59,37 @@ def score_cuts(predicted: Sequence[float], hard_cuts: Sequence[float], gradual: 
     if not gradual_required:
         missed = [i for i in missed if i < len(hard_cuts)]
     return CutScore(tp=tp, fp=len(predicted) - len(used_p), fn=len(missed))
+
+
+@dataclass
+class TruthBoundary:
+    """A known boundary: a hard cut at `frame` (start == end == frame) or a gradual transition [start, end)."""
+
+    kind: str  # 'cut' or the kind of gradual transition (dissolve, fade, wipe, ...)
+    start: int
+    end: int
+    frame: int
+
+    @property
+    def is_cut(self) -> bool:
+        return self.kind == "cut"
+
+
+def match_boundaries(predicted: Sequence[int], truth: Sequence[TruthBoundary],
+                     tolerance: int = 2) -> tuple[dict[int, int], list[int]]:
+    """One-to-one matching in frames, nearest pairs first: a cut matches a prediction within `tolerance`
+    frames, a gradual transition one inside [start - tolerance, end + tolerance). Returns ({truth index:
+    prediction index}, indices of the unmatched predictions)."""
+    pairs = []
+    for i, t in enumerate(truth):
+        lo, hi = t.start - tolerance, (t.end + tolerance if t.is_cut else t.end + tolerance - 1)
+        for j, p in enumerate(predicted):
+            if lo <= p <= hi:
+                pairs.append((abs(p - t.frame), i, j))
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for _, i, j in sorted(pairs):
+        if i not in matched and j not in used:
+            matched[i] = j
+            used.add(j)
+    return matched, [j for j in range(len(predicted)) if j not in used]

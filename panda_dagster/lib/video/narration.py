@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-
-class CueLike(Protocol):
-    start_s: float
-    end_s: float
-    text: str
+from panda_dagster.lib.records import Cue
 
 
 @dataclass
 class NarrationConfig:
-    min_time_s: float = 4.0
-    min_words: int = 12
-    max_gap_s: float = 3.0
+    """HowTo100M's merging of cues into narration clips."""
+
+    min_time_s: float = field(default=4.0, metadata={"help": "Merge cues until a clip lasts this long ..."})
+    min_words: int = field(default=12, metadata={"help": "... or holds this many words"})
+    max_gap_s: float = field(default=3.0, metadata={"help": "Never merge cues further apart than this"})
 
 
 @dataclass
@@ -44,20 +41,20 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def narration_clips(cues: Sequence[CueLike], video_end_s: float | None = None,
+def narration_clips(cues: Sequence[Cue], video_end_s: float | None = None,
                     config: NarrationConfig | None = None) -> NarrationResult:
     """Merge cues (sorted by start) into clips; spans are clamped to [0, video_end_s]."""
     cfg = config or NarrationConfig()
     ordered = sorted((c for c in cues), key=lambda c: (c.start_s, c.end_s))
     clips: list[NarrationClip] = []
     dropped: list[tuple[float, float, str]] = []
-    group: list[CueLike] = []
+    group: list[Cue] = []
 
-    def satisfied(items: list[CueLike]) -> bool:
+    def satisfied(items: list[Cue]) -> bool:
         duration = max(c.end_s for c in items) - items[0].start_s
         return duration >= cfg.min_time_s or sum(_words(c.text) for c in items) >= cfg.min_words
 
-    def emit(items: list[CueLike]) -> None:
+    def emit(items: list[Cue]) -> None:
         # Overlapping cues (rolling auto-captions repeat each line in the next cue) must not give
         # overlapping clips: a clip starts where the previous one ended at the earliest.
         start = max(0.0, items[0].start_s, clips[-1].end_s if clips else 0.0)
@@ -70,7 +67,7 @@ def narration_clips(cues: Sequence[CueLike], video_end_s: float | None = None,
             return
         clips.append(NarrationClip(start, end, text, len(items), _words(text)))
 
-    def flush_unsatisfied(items: list[CueLike], reason: str) -> None:
+    def flush_unsatisfied(items: list[Cue], reason: str) -> None:
         dropped.append((items[0].start_s, max(c.end_s for c in items), reason))
 
     for cue in ordered:

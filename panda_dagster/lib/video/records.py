@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from panda_dagster.lib.catalog import register_table
 from panda_dagster.lib.records import utcnow
 
 
@@ -32,5 +31,3 @@ class ClipRecord:
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
-
-CLIPS = register_table("clips", ClipRecord)

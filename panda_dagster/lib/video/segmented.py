@@ -19,8 +19,10 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,7 @@ from panda_dagster.lib.video.decode import (
     decode_segment,
     select_samples,
 )
-from panda_dagster.lib.video.detectors import ContentScorer
+from panda_dagster.lib.video.detectors import FrameScorer
 
 MIN_SEGMENTED_S = 60.0  # shorter videos: process start-up would eat most of the gain
 MIN_SEGMENT_S = 30.0  # each stretch at least this long
@@ -45,10 +47,13 @@ IN_PROCESS_EXTRA_SHARE = 0.1
 @dataclass
 class SegmentJob:
     path: str
-    weights: tuple[float, float, float]
+    make_scorer: Callable[[], FrameScorer]  # the detector's `frame_scorer` (picklable)
     start_pts: int | None
     stop_pts: int | None
     decode_kwargs: dict
+    # A second frame consumer fed the same frames (e.g. the motion-frame sampler of clip_filters), returned
+    # with the stretch's result; picklable, like make_scorer.
+    make_companion: Callable[[], Any] | None = None
 
 
 def usable_cores() -> int:
@@ -139,21 +144,23 @@ def keyframe_boundaries(path: str, n_segments: int, end_s: float) -> list[int]:
     return boundaries
 
 
-def _run_segment(job: SegmentJob) -> tuple[DecodedSegment, np.ndarray]:
-    scorer = ContentScorer(job.weights)
-    segment = decode_segment(job.path, [scorer], start_pts=job.start_pts, stop_pts=job.stop_pts,
+def _run_segment(job: SegmentJob) -> tuple[DecodedSegment, np.ndarray, Any]:
+    scorer = job.make_scorer()
+    companion = job.make_companion() if job.make_companion is not None else None
+    consumers = [scorer] if companion is None else [scorer, companion]
+    segment = decode_segment(job.path, consumers, start_pts=job.start_pts, stop_pts=job.stop_pts,
                              edge_frames=EDGE_FRAMES, **job.decode_kwargs)
-    return segment, scorer.scores
+    return segment, scorer.scores, companion
 
 
-def _run_segment_in_worker(job: SegmentJob) -> tuple[DecodedSegment, np.ndarray, str | None]:
+def _run_segment_in_worker(job: SegmentJob) -> tuple[DecodedSegment, np.ndarray, str | None, Any]:
     """`_run_segment` in a worker process: the RGB samples travel back through one temporary file (in
     /dev/shm where there is one) instead of the result pipe; pickling ~160 MB of samples through the
     pipe took ~0.6 s, the file ~0.1 s."""
-    segment, scores = _run_segment(job)
+    segment, scores, companion = _run_segment(job)
     samples = segment.decoded.samples
     if not samples or len({s.rgb.shape for s in samples}) != 1:
-        return segment, scores, None
+        return segment, scores, None, companion
     shape = samples[0].rgb.shape
     for folder in ("/dev/shm", None):  # /dev/shm can be small (64 MB in containers): then the temp dir
         if folder is not None and not os.path.isdir(folder):
@@ -168,8 +175,8 @@ def _run_segment_in_worker(job: SegmentJob) -> tuple[DecodedSegment, np.ndarray,
             continue
         for sample in samples:
             sample.rgb = None
-        return segment, scores, name + "|" + ",".join(str(d) for d in shape)
-    return segment, scores, None  # no room anywhere: through the pipe after all
+        return segment, scores, name + "|" + ",".join(str(d) for d in shape), companion
+    return segment, scores, None, companion  # no room anywhere: through the pipe after all
 
 
 def _collect_samples(segment: DecodedSegment, shipped: str | None) -> None:
@@ -188,7 +195,7 @@ def _collect_samples(segment: DecodedSegment, shipped: str | None) -> None:
 
 def decode_scores_segmented(
     path: str,
-    weights: tuple[float, float, float],
+    make_scorer: Callable[[], FrameScorer],
     n_segments: int,
     *,
     sample_fps: float,
@@ -197,11 +204,16 @@ def decode_scores_segmented(
     max_seconds: float | None,
     skip_loop_filter: str | None,
     threads_per_segment: int = 1,
+    make_companion: Callable[[], Any] | None = None,
+    companions: list | None = None,
 ) -> tuple[DecodedVideo | None, np.ndarray | None, str]:
-    """Decode `path` as `n_segments` parallel stretches and score every frame (ContentScorer).
+    """Decode `path` as `n_segments` parallel stretches and score every frame (`make_scorer()`; its
+    scores have one entry per frame, which depends only on the frame and its predecessor).
 
-    Returns (decoded, scores, "") exactly equal to a sequential `decode_video` with a ContentScorer, or
+    Returns (decoded, scores, "") exactly equal to a sequential `decode_video` with that scorer, or
     (None, None, reason) when the video cannot be joined exactly (the caller decodes sequentially).
+    `make_companion`: a second consumer per stretch, fed the same frames (absolute times; the frame past a
+    stretch's end gets time NaN); on success `companions` receives them, one per stretch, in order.
     """
     import multiprocessing
 
@@ -223,18 +235,21 @@ def decode_scores_segmented(
                          # frame), so its grid never gets coarser than the joined one: candidates stay a superset.
                          sample_capacity=max_samples + 1,
                          max_seconds=max_seconds, threads=threads_per_segment, skip_loop_filter=skip_loop_filter)
-    jobs = [SegmentJob(path, tuple(weights), edges[k], edges[k + 1], decode_kwargs) for k in range(len(edges) - 1)]
+    jobs = [SegmentJob(path, make_scorer, edges[k], edges[k + 1], decode_kwargs, make_companion)
+            for k in range(len(edges) - 1)]
     # spawn: forked children would inherit FFmpeg/OpenCV thread pools in an undefined state.
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(max_workers=len(jobs) - 1, mp_context=context) as pool:
             futures = [pool.submit(_run_segment_in_worker, job) for job in jobs[1:]]
             try:
-                parts = [_run_segment(jobs[0])]
+                segment, scores, companion = _run_segment(jobs[0])
+                parts, found_companions = [(segment, scores)], [companion]
                 for future in futures:
-                    segment, scores, shipped = future.result()
+                    segment, scores, shipped, companion = future.result()
                     _collect_samples(segment, shipped)
                     parts.append((segment, scores))
+                    found_companions.append(companion)
             finally:  # after a failure part-way: delete the sample files no one collected
                 wait(futures)  # leaving the pool waits for them anyway
                 for future in futures:
@@ -247,6 +262,8 @@ def decode_scores_segmented(
     decoded, scores, reason = join_segments(parts, max_samples)
     if decoded is not None:
         decoded.decode_wall_s = time.perf_counter() - started
+        if companions is not None and make_companion is not None:
+            companions.extend(found_companions)
     return decoded, scores, reason
 
 
@@ -282,7 +299,7 @@ def join_segments(parts: list[tuple[DecodedSegment, np.ndarray]],
     offset = 0
     for k, (segment, scores) in enumerate(parts):
         n = segment.decoded.n_frames
-        own = np.array(scores[:n], dtype=np.float64)
+        own = np.array(scores[:n])
         if k > 0:
             previous_segment, previous_scores = parts[k - 1]
             own[0] = previous_scores[previous_segment.decoded.n_frames]  # scored against its true predecessor

@@ -1,4 +1,7 @@
-"""Shots: contiguous frame ranges between cuts, with pts-based times; splitting of long shots."""
+"""Shots: contiguous frame ranges between boundaries, with pts-based times; splitting of long shots.
+
+Gradual transitions (dissolves, fades, wipes) become shots of their own marked `transition`, so the shots
+still partition the video while no clip can contain a transition."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ class Shot:
     end_s: float  # pts of end_frame (or the end of the last frame)
     piece: int = 0  # > 0 when this is piece `piece` of a long shot that had no cut
     of_long_shot: int = -1  # index of the detector shot it came from
+    transition: bool = False  # the frames of a gradual transition (belong to neither neighbouring shot)
 
     @property
     def n_frames(self) -> int:
@@ -50,6 +54,54 @@ def shots_from_cuts(cuts: Sequence[int], times_s: np.ndarray, end_s: float) -> l
     return shots
 
 
+def clean_boundaries(boundaries: Sequence, n_frames: int) -> list:
+    """Boundaries inside (0, n_frames), sorted, gradual spans clipped to the video and never overlapping
+    the previous boundary (a cut inside a gradual span is dropped)."""
+    from panda_dagster.lib.video.detectors.base import CUT, Boundary
+
+    out: list = []
+    for b in sorted(boundaries, key=lambda b: (b.start, b.end)):
+        if b.kind == CUT:
+            if not 0 < b.frame < n_frames or (out and b.frame <= out[-1].end):
+                continue
+            out.append(b)
+            continue
+        start = max(b.start, out[-1].end if out else 0, 0)
+        end = min(b.end, n_frames)
+        if end - start < 2:  # clipped to (almost) nothing: a cut at what is left, if inside
+            frame = min(max(b.frame, start), end)
+            if 0 < frame < n_frames and not (out and frame <= out[-1].end):
+                out.append(Boundary.cut(frame))
+            continue
+        frame = min(max(b.frame, start), end - 1) if (start, end) != (b.start, b.end) else b.frame
+        out.append(Boundary(b.kind, frame, start, end, b.kind_detail))
+    return out
+
+
+def shots_from_boundaries(boundaries: Sequence, times_s: np.ndarray, end_s: float) -> tuple[list, list[Shot]]:
+    """(the boundaries kept, the shots): frames [0, n) partitioned at cuts, gradual spans [start, end)
+    as `transition` shots between the shots they join."""
+    n = len(times_s)
+    if n == 0:
+        return [], []
+    kept = clean_boundaries(boundaries, n)
+    spans: list[tuple[int, int, bool]] = []
+    position = 0
+    for b in kept:
+        if b.start > position:
+            spans.append((position, b.start, False))
+        if b.end > b.start:
+            spans.append((b.start, b.end, True))
+        position = b.end
+    if position < n:
+        spans.append((position, n, False))
+    shots = []
+    for index, (a, b, transition) in enumerate(spans):
+        end = float(times_s[b]) if b < n else float(end_s)
+        shots.append(Shot(a, b, float(times_s[a]), end, 0, index, transition))
+    return kept, shots
+
+
 def split_long_shots(shots: Sequence[Shot], times_s: np.ndarray, end_s: float,
                      long_shot_s: float = 7.0, max_shot_s: float = 5.0) -> list[Shot]:
     """Cut shots longer than `long_shot_s` into equal pieces of at most `max_shot_s` (Panda-70M splits
@@ -59,7 +111,7 @@ def split_long_shots(shots: Sequence[Shot], times_s: np.ndarray, end_s: float,
     times_s = np.asarray(times_s, dtype=np.float64)
     out: list[Shot] = []
     for shot in shots:
-        if shot.duration_s <= long_shot_s:
+        if shot.duration_s <= long_shot_s or shot.transition:
             out.append(shot)
             continue
         pieces = math.ceil(shot.duration_s / max_shot_s - 1e-9)

@@ -15,18 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from panda_dagster.lib.video.decode import DecodedVideo, VideoDecodeError, decode_video
+from panda_dagster.lib.records import Cue
+from panda_dagster.lib.video.decode import DecodedVideo, FrameConsumer, VideoDecodeError, decode_video
 from panda_dagster.lib.video.detectors import (
-    PANDA_CONTENT_THRESHOLD,
-    PANDA_MIN_SCENE_LEN,
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    Boundary,
     Detection,
-    DetectorConfig,
-    DetectorRun,
+    DetectorParams,
+    ShotDetector,
+    detector_class,
+    make_detector,
 )
 from panda_dagster.lib.video.keyframes import pick_keyframes
-from panda_dagster.lib.video.narration import CueLike, NarrationConfig, narration_clips
+from panda_dagster.lib.video.narration import NarrationConfig, narration_clips
 from panda_dagster.lib.video.quality import max_running_distance
-from panda_dagster.lib.video.shots import Shot, shots_from_cuts, split_long_shots
+from panda_dagster.lib.video.shots import Shot, shots_from_boundaries, split_long_shots
 from panda_dagster.lib.video.stitching import Dropped, StitchConfig, stitch_shots
 
 EmbedImages = Callable[[list[np.ndarray]], np.ndarray]  # RGB uint8 frames -> (N, D) unit-norm float32
@@ -34,77 +38,68 @@ EmbedImages = Callable[[list[np.ndarray]], np.ndarray]  # RGB uint8 frames -> (N
 # Where in a shot its two stitching frames sit (fractions of the shot's frames).
 SHOT_START_FRAC = 0.05
 SHOT_END_FRAC = 0.95
-SPLIT_MODES = ("visual", "narration", "both", "auto")
+SPLIT_MODES = ("visual", "narration", "both", "auto", "given")
+# Given spans (ingested from a Panda-70M CSV) are rounded to milliseconds: snap each to the frame it came from.
+GIVEN_SNAP_S = 0.0006
+SKIP_LOOP_FILTER = ("none", "noref", "bidir", "all")
+
+
+def _help(text: str) -> dict:
+    return {"help": text}
 
 
 @dataclass
 class SplitConfig:
-    # Shot detection.
-    detector: str = "content"  # content | adaptive | transnetv2
-    threshold: float = PANDA_CONTENT_THRESHOLD  # content: HSV delta threshold
-    min_scene_len: int = PANDA_MIN_SCENE_LEN  # frames (content, adaptive)
-    adaptive_threshold: float = 3.0
-    transnet_threshold: float = 0.5
+    """How videos are split into clips (the `clips` asset's config is generated from this). Defaults are
+    Panda-70M's collection values; distances are L2 between unit-norm image embeddings."""
+
+    detector: str = field(default=DEFAULT_DETECTOR, metadata=_help(
+        "Shot detector, one of: " + ", ".join(f"{n} ({detector_class(n).summary})" for n in DETECTORS)))
+    detectors: DetectorParams = field(default_factory=DetectorParams, metadata=_help(
+        "Parameters of each detector (only the chosen one's apply)"))
     # Long shots without a cut are cut into pieces so that stitching can re-join what belongs together.
-    long_shot_s: float = 7.0
-    max_shot_s: float = 5.0
-    # Stitching (Panda-70M values; L2 between unit-norm embeddings). stitch=False keeps shots as clips.
-    stitch: bool = True
-    transition_dist: float = StitchConfig.transition_dist
-    stitch_dist: float = StitchConfig.stitch_dist
-    still_dist: float = StitchConfig.still_dist
-    redundant_dist: float = StitchConfig.redundant_dist
-    min_clip_s: float = StitchConfig.min_clip_s
-    max_clip_s: float = StitchConfig.max_clip_s
-    trim_frac: float = StitchConfig.trim_frac
-    max_video_s: float | None = None  # only split the first N seconds
-    # Which clips: 'visual' (shots/stitching), 'narration' (subtitle cues, HowTo100M), 'both', or 'auto'
-    # (narration for videos that have cues, visual for the others).
-    mode: str = "visual"
-    narration_min_time_s: float = NarrationConfig.min_time_s
-    narration_min_words: int = NarrationConfig.min_words
-    narration_max_gap_s: float = NarrationConfig.max_gap_s
-    # Decoding and sampling.
-    sample_fps: float = 2.0  # RGB samples kept per second (stitching, split quality, key frames)
-    sample_short_side: int = 224
-    max_samples: int = 2400
-    keyframes_per_clip: int = 3
-    # Deblocking skipped for frames no other frame references ('noref': no drift, fewer cycles); 'all'
-    # is faster still but lets blocking drift through a GOP (false cuts on 4:4:4 and Baseline files).
-    skip_loop_filter: str = "noref"  # none | noref | bidir | all
-    threads: int = 0  # decoder threads; 0 = all cores unless the machine is saturated (then 1)
-    # Content/adaptive detectors only: decode one video as this many stretches between keyframes in
-    # parallel processes, joined into exactly the sequential result (see lib/video/segmented.py).
-    # 0 = auto: one per free core for videos of at least 60 s; 1 = always sequential; N >= 2 forces N
-    # (even for short videos). Falls back to sequential when a join cannot be proven exact.
-    decode_segments: int = 0
-    device: str = "auto"  # TransNetV2
+    long_shot_s: float = field(default=7.0, metadata=_help("Shots longer than this without a cut are split ..."))
+    max_shot_s: float = field(default=5.0, metadata=_help("... into equal pieces of at most this length"))
+    stitch: bool = field(default=True, metadata=_help(
+        "Stitch shots into events with image embeddings; false = the shots (>= min_clip_s) are the clips"))
+    stitching: StitchConfig = field(default_factory=StitchConfig, metadata=_help(
+        "Stitching, trimming and clip-length limits (the length limits also apply without stitching)"))
+    max_video_s: float | None = field(default=None, metadata=_help("Only split the first N seconds of each video"))
+    mode: str = field(default="visual", metadata=_help(
+        "visual (shots/stitching), narration (subtitle or ASR cues, HowTo100M), both, or auto (narration "
+        "where a video has cues), or given (the spans ingested with the video, e.g. from a Panda-70M CSV)"))
+    narration: NarrationConfig = field(default_factory=NarrationConfig, metadata=_help(
+        "How cues merge into narration clips"))
+    sample_fps: float = field(default=2.0, metadata=_help(
+        "RGB frames sampled per second for stitching, split quality and key frames"))
+    sample_short_side: int = field(default=224, metadata=_help("Short side of sampled frames / key frames, pixels"))
+    max_samples: int = field(default=2400, metadata=_help("At most this many samples per video (sparser beyond)"))
+    keyframes_per_clip: int = field(default=3, metadata=_help("Key frames (JPEG) stored per clip"))
+    # 'noref': no drift, fewer cycles; 'all' is faster still but lets blocking drift through a GOP (false
+    # cuts on 4:4:4 and Baseline files).
+    skip_loop_filter: str = field(default="noref", metadata=_help(
+        "Decoder deblocking skipped for: none, noref, bidir or all frames (faster; 'all' can cause false cuts)"))
+    threads: int = field(default=0, metadata=_help(
+        "Decoder threads; 0 = all cores unless the machine is saturated (then 1)"))
+    # Joined into exactly the sequential result (see lib/video/segmented.py); falls back to sequential
+    # when a join cannot be proven exact.
+    decode_segments: int = field(default=0, metadata=_help(
+        "Decode one long video in this many parallel stretches (identical results): 0 = auto (one per idle "
+        "core for videos >= 60 s), 1 = sequential, N >= 2 forces N"))
 
     def __post_init__(self) -> None:
         if self.mode not in SPLIT_MODES:
             raise ValueError(f"mode must be one of {', '.join(SPLIT_MODES)}, got {self.mode!r}")
-        if self.skip_loop_filter not in ("none", "noref", "bidir", "all"):
+        if self.skip_loop_filter not in SKIP_LOOP_FILTER:
             raise ValueError(f"skip_loop_filter must be none, noref, bidir or all, got {self.skip_loop_filter!r}")
         if self.long_shot_s < self.max_shot_s:
             raise ValueError(f"long_shot_s ({self.long_shot_s}) must be >= max_shot_s ({self.max_shot_s})")
         if self.decode_segments < 0:
             raise ValueError(f"decode_segments must be >= 0 (0 = auto), got {self.decode_segments}")
-        # Fail on bad values now, not once per video later.
-        self.detector_config()
-        self.stitch_config()
+        detector_class(self.detector)  # fail on an unknown name now, not once per video later
 
-    def detector_config(self) -> DetectorConfig:
-        return DetectorConfig(name=self.detector, threshold=self.threshold, min_scene_len=self.min_scene_len,
-                              adaptive_threshold=self.adaptive_threshold,
-                              transnet_threshold=self.transnet_threshold, device=self.device)
-
-    def stitch_config(self) -> StitchConfig:
-        return StitchConfig(transition_dist=self.transition_dist, stitch_dist=self.stitch_dist,
-                            still_dist=self.still_dist, redundant_dist=self.redundant_dist,
-                            min_clip_s=self.min_clip_s, max_clip_s=self.max_clip_s, trim_frac=self.trim_frac)
-
-    def narration_config(self) -> NarrationConfig:
-        return NarrationConfig(self.narration_min_time_s, self.narration_min_words, self.narration_max_gap_s)
+    def make_detector(self) -> ShotDetector:
+        return make_detector(self.detector, self.detectors)
 
 
 TINY_STILL_NOTE = ("tiny random-weight embeddings put every frame of a shot within ~0.1 of each other, so the "
@@ -114,7 +109,27 @@ TINY_STILL_NOTE = ("tiny random-weight embeddings put every frame of a shot with
 def for_tiny_embeddings(config: SplitConfig) -> SplitConfig:
     """The config to use with the offline tiny open_clip: its distances are compressed (same shot ~0.06,
     different scenes 0.5-0.9), so the still filter would drop every event and the demo would get no clips."""
-    return dataclasses.replace(config, still_dist=0.0)
+    return dataclasses.replace(config, stitching=dataclasses.replace(config.stitching, still_dist=0.0))
+
+
+def load_split_embedder(config: SplitConfig, profile: str | None = None, device: str = "auto",
+                        embedder: str = "auto") -> tuple[object, SplitConfig, str | None]:
+    """The image embedder that stitches (`auto`: the profile's, lib/models/embedders.py; profile None =
+    PANDA_MODELS) and `config` with that embedder's stitching distances (where the run left the defaults)
+    and, for random weights (`not model.trained`), the still filter off: (model, config, note or None)."""
+    from panda_dagster.lib.models.embedders import default_image_embedder, load_image_embedder
+    from panda_dagster.lib.video.stitching import with_embedder_distances
+
+    if embedder == "auto":
+        from panda_dagster.lib.models.profiles import resolve_models_profile
+
+        profile = profile or resolve_models_profile().name
+        embedder = default_image_embedder(profile)
+    model = load_image_embedder(embedder, profile, device)
+    config = dataclasses.replace(config, stitching=with_embedder_distances(config.stitching, embedder))
+    if not model.trained:
+        return model, for_tiny_embeddings(config), TINY_STILL_NOTE
+    return model, config, None
 
 
 @dataclass
@@ -162,16 +177,26 @@ class SplitResult:
     timings: dict[str, float] = field(default_factory=dict)
     decoded: DecodedVideo | None = field(default=None, repr=False)  # samples, keyframe flags, pts
     detection: Detection | None = field(default=None, repr=False)
+    boundaries: list[Boundary] = field(default_factory=list)  # cuts and gradual spans (inside the video)
+    # split_video's `make_companion` consumers after the decode: one, or one per decoded stretch (in order)
+    companions: list = field(default_factory=list, repr=False)
 
     @property
     def cuts(self) -> list[int]:
-        return [shot.start_frame for shot in self.shots[1:]]
+        """Boundary frames: hard cuts and the middles of gradual transitions."""
+        return [b.frame for b in self.boundaries]
+
+    @property
+    def gradual(self) -> list[tuple[int, int]]:
+        """Gradual transitions [start, end) in frames (no clip contains one)."""
+        return [(b.start, b.end) for b in self.boundaries if b.kind == "gradual"]
 
     def to_json_dict(self) -> dict:
         return {
             "video": self.video, "fps": self.fps, "n_frames": self.n_frames, "width": self.width,
             "height": self.height, "codec": self.codec, "duration_s": round(self.duration_s, 6),
             "detector": self.detector,
+            "boundaries": [b.as_dict() for b in self.boundaries],
             "shots": [s.as_dict() for s in self.shots],
             "clips": [c.as_dict() for c in self.clips],
             "dropped": [d.as_dict() for d in self.dropped],
@@ -230,12 +255,13 @@ def _empty_result(path: str, config: SplitConfig, reason: str, decoded: DecodedV
         partial_reason=decoded.partial_reason() if decoded else None, timings=timings or {}, decoded=decoded)
 
 
-def _decode_segmented(path: str, cfg: SplitConfig) -> tuple[DecodedVideo | None, np.ndarray | None, int]:
+def _decode_segmented(path: str, cfg: SplitConfig, detector: ShotDetector, make_companion=None,
+                      companions: list | None = None) -> tuple[DecodedVideo | None, np.ndarray | None, int]:
     """Segment-parallel decode and scoring when it applies: (decoded, scores, segments used), or
     (None, None, 1) for the sequential path."""
     from panda_dagster.lib.video import segmented
 
-    if cfg.detector not in ("content", "adaptive") or cfg.decode_segments == 1:
+    if cfg.decode_segments == 1:
         return None, None, 1
     if cfg.decode_segments >= 2:
         n_segments = cfg.decode_segments
@@ -246,15 +272,28 @@ def _decode_segmented(path: str, cfg: SplitConfig) -> tuple[DecodedVideo | None,
         n_segments = segmented.auto_segment_count(duration)
     if n_segments < 2:
         return None, None, 1
-    weights = cfg.detector_config().weights
     decoded, scores, reason = segmented.decode_scores_segmented(
-        path, weights, n_segments, sample_fps=cfg.sample_fps, sample_short_side=cfg.sample_short_side,
+        path, detector.frame_scorer, n_segments, sample_fps=cfg.sample_fps, sample_short_side=cfg.sample_short_side,
         max_samples=cfg.max_samples, max_seconds=cfg.max_video_s, skip_loop_filter=cfg.skip_loop_filter,
-        threads_per_segment=max(1, cfg.threads))
+        threads_per_segment=max(1, cfg.threads), make_companion=make_companion, companions=companions)
     if decoded is None:
         logging.getLogger(__name__).info("%s: sequential decode (%s)", path, reason)
         return None, None, 1
     return decoded, scores, n_segments
+
+
+def _given_clips(result: SplitResult, decoded: DecodedVideo, spans: Sequence[tuple[float, float]]) -> None:
+    """Mode given: the spans are the clips. A span rounded to milliseconds (Panda-70M timecodes) snaps
+    back to the frame it was cut at, so an exported-then-ingested clip gets its exact span again."""
+    if not spans:
+        result.dropped.append(Dropped("given", 0.0, decoded.end_s, "mode given, but the video has no given spans"))
+    for start_s, end_s in spans:
+        if start_s >= decoded.end_s - GIVEN_SNAP_S or end_s <= start_s:
+            result.dropped.append(Dropped("given", start_s, end_s,
+                                          f"given span outside the decoded video (0-{decoded.end_s:.3f} s)"))
+            continue
+        a, b, s, e = _span(decoded, max(0.0, start_s - GIVEN_SNAP_S), min(end_s, decoded.end_s) - GIVEN_SNAP_S)
+        result.clips.append(ClipSpan(s, e, a, b, "given", 1))
 
 
 def split_video(
@@ -263,29 +302,38 @@ def split_video(
     *,
     embed_images: EmbedImages | None = None,
     models_label: str | None = None,
-    cues: Sequence[CueLike] | None = None,
+    cues: Sequence[Cue] | None = None,
+    given_spans: Sequence[tuple[float, float]] | None = None,
+    make_companion: Callable[[], FrameConsumer] | None = None,
 ) -> SplitResult:
     """Split one video. Never raises for bad input: unreadable, empty or one-frame videos come back with
     `no_clips_reason`, partially decodable ones with clips for the decodable part and `partial_reason`.
 
     Stitching needs `embed_images` (e.g. `OpenClipModel.embed_images`); without it, or with
     `config.stitch=False`, the shots (long ones split) of at least `min_clip_s` are the clips (method
-    'shot'). `cues` (subtitles) give narration clips in modes narration, both and auto (HowTo100M).
+    'shot'). `cues` (subtitles) give narration clips in modes narration, both and auto (HowTo100M);
+    `given_spans` (start_s, end_s) are the clips in mode given, each snapped to whole frames.
+    `make_companion` (picklable): another frame consumer fed by the same decode pass (one per parallel
+    stretch), e.g. clip_filters' motion-frame sampler; they come back in `SplitResult.companions`.
     """
     cfg = config or SplitConfig()
     path = str(path)
     timings: dict[str, float] = {}
-    detector_run = DetectorRun(cfg.detector_config())
+    detector = cfg.make_detector()
     started = time.perf_counter()
-    decoded, segmented_scores, segments = _decode_segmented(path, cfg)
+    companions: list = []
+    decoded, scores, segments = _decode_segmented(path, cfg, detector, make_companion, companions)
     if decoded is None:
+        scorer = detector.frame_scorer()
+        companions = [make_companion()] if make_companion is not None else []
         try:
-            decoded = decode_video(path, [detector_run], sample_fps=cfg.sample_fps,
+            decoded = decode_video(path, [scorer, *companions], sample_fps=cfg.sample_fps,
                                    sample_short_side=cfg.sample_short_side, max_samples=cfg.max_samples,
                                    max_seconds=cfg.max_video_s, threads=cfg.threads,
                                    skip_loop_filter=cfg.skip_loop_filter)
         except VideoDecodeError as exc:
             return _empty_result(path, cfg, f"undecodable: {exc}")
+        scores = scorer.scores
     timings["decode_s"] = time.perf_counter() - started
     timings["decode_segments"] = float(segments)
     if decoded.n_frames <= 1:
@@ -295,15 +343,15 @@ def split_video(
         return _empty_result(path, cfg, reason, decoded, timings)
 
     t0 = time.perf_counter()
-    detection = detector_run.finish(segmented_scores)
+    detection = detector.detect(scores, decoded.fps)
     timings["detect_s"] = time.perf_counter() - t0
-    shots = shots_from_cuts(detection.cuts, decoded.times_s, decoded.end_s)
+    boundaries, shots = shots_from_boundaries(detection.boundaries, decoded.times_s, decoded.end_s)
     pieces = split_long_shots(shots, decoded.times_s, decoded.end_s, cfg.long_shot_s, cfg.max_shot_s)
     result = SplitResult(
         video=path, fps=decoded.fps, n_frames=decoded.n_frames, width=decoded.width, height=decoded.height,
         codec=decoded.codec, duration_s=decoded.end_s, detector=cfg.detector, shots=shots, pieces=pieces,
         clips=[], partial_reason=decoded.partial_reason(), models_label=models_label, timings=timings,
-        decoded=decoded, detection=detection)
+        decoded=decoded, detection=detection, boundaries=boundaries, companions=companions)
 
     sample_frames = np.asarray([s.index for s in decoded.samples], dtype=np.int64)
     cache = _EmbeddingCache(decoded.samples, embed_images) if embed_images is not None else None
@@ -315,7 +363,7 @@ def split_video(
         if not has_cues:
             result.dropped.append(Dropped("cues", 0.0, decoded.end_s,
                                           "narration clips asked for, but no subtitle cues"))
-        narration = narration_clips(cues or [], decoded.end_s, cfg.narration_config())
+        narration = narration_clips(cues or [], decoded.end_s, cfg.narration)
         for clip in narration.clips:
             a, b, s, e = _span(decoded, clip.start_s, clip.end_s)
             result.clips.append(ClipSpan(s, e, a, b, "narration", 1, narration=clip.text))
@@ -323,6 +371,10 @@ def split_video(
     if want_visual and cfg.stitch and cache is not None:
         starts, ends = [], []
         for piece in pieces:
+            if piece.transition:  # dropped by stitching without looking at it
+                starts.append(None)
+                ends.append(None)
+                continue
             first = _sample_near(sample_frames, piece.start_frame, piece.end_frame, SHOT_START_FRAC)
             last = _sample_near(sample_frames, piece.start_frame, piece.end_frame, SHOT_END_FRAC)
             starts.append(first)
@@ -333,20 +385,26 @@ def split_video(
             pieces,
             [cache.vectors[p] if p is not None else None for p in starts],
             [cache.vectors[p] if p is not None else None for p in ends],
-            cfg.stitch_config())
+            cfg.stitching)
         for event in stitched.events:
             a, b, s, e = _span(decoded, event.start_s, event.end_s)
             result.clips.append(ClipSpan(s, e, a, b, "stitched", event.n_shots))
         result.dropped += stitched.dropped
     elif want_visual:
+        limits = cfg.stitching
         for piece in pieces:
             duration = piece.duration_s
-            if duration < cfg.min_clip_s:
-                result.dropped.append(Dropped("shot", piece.start_s, piece.end_s,
-                                              f"too short: {duration:.2f} s < min_clip_s {cfg.min_clip_s}"))
+            if piece.transition:
+                result.dropped.append(Dropped("shot", piece.start_s, piece.end_s, "gradual transition"))
                 continue
-            a, b, s, e = _span(decoded, piece.start_s, min(piece.end_s, piece.start_s + cfg.max_clip_s))
+            if duration < limits.min_clip_s:
+                result.dropped.append(Dropped("shot", piece.start_s, piece.end_s,
+                                              f"too short: {duration:.2f} s < min_clip_s {limits.min_clip_s}"))
+                continue
+            a, b, s, e = _span(decoded, piece.start_s, min(piece.end_s, piece.start_s + limits.max_clip_s))
             result.clips.append(ClipSpan(s, e, a, b, "shot", 1))
+    if cfg.mode == "given":
+        _given_clips(result, decoded, given_spans or [])
     result.clips.sort(key=lambda c: (c.start_s, c.end_s, c.method))
     timings["stitch_s"] = time.perf_counter() - t0
 
@@ -371,12 +429,8 @@ def _split_worker(args: tuple[str, SplitConfig, str | None, bool]) -> SplitResul
     embed = None
     label = None
     if config.stitch:
-        from panda_dagster.lib.models.openclip import load_open_clip
-
-        model = load_open_clip(profile)
+        model, config, _ = load_split_embedder(config, profile)
         embed, label = model.embed_images, model.label
-        if model.profile == "tiny":
-            config = for_tiny_embeddings(config)
     result = split_video(path, config, embed_images=embed, models_label=label)
     if not keep_samples and result.decoded is not None:
         result.decoded.samples = []  # do not ship frames back across the process boundary

@@ -1,6 +1,7 @@
 """Semantic stitching of shots into events (the Panda-70M recipe), over unit-norm image embeddings.
 
-Each shot brings two embeddings: of a frame near its start (5 %) and near its end (95 %). Distances are
+Shots marked `transition` (gradual transitions the detector found) are dropped and end the current
+event. Each other shot brings two embeddings: of a frame near its start (5 %) and near its end (95 %). Distances are
 L2 between unit vectors (0 = same direction, 2 = opposite). Steps, in order:
   1. a shot whose start and end embeddings are further apart than `transition_dist` has a transition
      inside it (a fade or dissolve the detector missed): it is dropped and ends the current event;
@@ -25,14 +26,18 @@ from panda_dagster.lib.video.shots import Shot
 
 @dataclass
 class StitchConfig:
-    # Panda-70M's collection values, as L2 distances between unit-norm open_clip image embeddings.
-    transition_dist: float = 1.0
-    stitch_dist: float = 0.6
-    still_dist: float = 0.15
-    redundant_dist: float = 0.3
-    min_clip_s: float = 2.5
-    max_clip_s: float = 60.0
-    trim_frac: float = 0.1
+    """Stitching (Panda-70M's collection values, as L2 distances between unit-norm image embeddings) and
+    clip-length limits."""
+
+    transition_dist: float = field(default=1.0, metadata={
+        "help": "Drop a shot whose start/end embeddings are further apart (a transition inside it)"})
+    stitch_dist: float = field(default=0.6, metadata={
+        "help": "Join the next shot while distance(last frame of the event, first frame of the shot) <= this"})
+    still_dist: float = field(default=0.15, metadata={"help": "Drop events whose start/end distance is below (still)"})
+    redundant_dist: float = field(default=0.3, metadata={"help": "Drop events closer than this to a kept one"})
+    min_clip_s: float = field(default=2.5, metadata={"help": "Drop clips shorter than this (after trimming)"})
+    max_clip_s: float = field(default=60.0, metadata={"help": "Cap clip length"})
+    trim_frac: float = field(default=0.1, metadata={"help": "Trim this fraction of each event at both ends"})
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.trim_frac < 0.5:
@@ -40,6 +45,19 @@ class StitchConfig:
         if self.max_clip_s <= 0 or self.min_clip_s < 0 or self.min_clip_s > self.max_clip_s:
             raise ValueError(f"need 0 <= min_clip_s <= max_clip_s and max_clip_s > 0, got "
                              f"{self.min_clip_s}, {self.max_clip_s}")
+
+
+def with_embedder_distances(stitching: StitchConfig, embedder_name: str) -> StitchConfig:
+    """`stitching` with the image embedder's own distances (lib.models.embedders.STITCH_DISTANCES) wherever
+    it still has the library defaults (Panda-70M's ImageBind values); values a run set stay."""
+    import dataclasses
+
+    from panda_dagster.lib.models.embedders import stitch_distances
+
+    defaults = StitchConfig()
+    own = stitch_distances(embedder_name).values()
+    return dataclasses.replace(stitching, **{k: v for k, v in own.items()
+                                             if getattr(stitching, k) == getattr(defaults, k)})
 
 
 @dataclass
@@ -109,6 +127,10 @@ def stitch_shots(
         current = []
 
     for i, shot in enumerate(shots):
+        if shot.transition:  # a gradual transition the detector found: never part of a clip
+            close()
+            dropped.append(Dropped("shot", shot.start_s, shot.end_s, "gradual transition (detector)"))
+            continue
         first, last = start_embeddings[i], end_embeddings[i]
         if first is None or last is None:
             close()

@@ -1,0 +1,1 @@
+"""Stage: export (the curated dataset as Panda-70M CSV, WebDataset, Parquet and JSON lines)."""

@@ -1,0 +1,1 @@
+"""Stage: clip_filters (drop clips not worth a caption, with reasons)."""

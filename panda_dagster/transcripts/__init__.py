@@ -1,0 +1,1 @@
+"""Stage: transcripts (speech recognition for videos without subtitles, before `clips`)."""

@@ -1,0 +1,64 @@
+"""Frame sampling on real decoded video: sampled frames, stored key frames, the prefetch thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panda_dagster.lib.teachers import frames as frames_mod
+from panda_dagster.lib.teachers.frames import FrameError, load_keyframes, pick_evenly, prefetch, sample_video_frames
+
+COLOURS = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+           "white": (255, 255, 255), "black": (0, 0, 0)}
+ORDER = ["red", "green", "blue", "yellow", "white", "black"]
+
+
+def _close(image, colour, tol=40):
+    mean = np.asarray(image, dtype=np.float32).reshape(-1, 3).mean(axis=0)
+    return np.abs(mean - np.array(COLOURS[colour])).max() < tol
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_sampled_frames_show_the_content_at_their_timestamps(colour_video, backend, monkeypatch):
+    if backend == "pyav":
+        monkeypatch.setattr(frames_mod, "_sample_decord", lambda *a: (_ for _ in ()).throw(RuntimeError("off")))
+    times = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    images = sample_video_frames(str(colour_video), times, max_side=64)
+    assert len(images) == 6 and all(im.size == (64, 48) for im in images)
+    for image, colour in zip(images, ORDER):
+        assert _close(image, colour), colour
+
+
+def test_undecodable_video_raises_frame_error(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(FrameError):
+        sample_video_frames(str(bad), [0.5])
+
+
+def test_keyframes_are_loaded_from_stored_jpegs(clip_fixture):
+    clips, _, _ = clip_fixture
+    images = load_keyframes(clips[1].keyframe_uris, 2)
+    assert [im.mode for im in images] == ["RGB", "RGB"]
+    assert _close(images[0], "blue") and _close(images[1], "yellow")
+    with pytest.raises(FrameError, match="no stored key frames"):
+        load_keyframes([], 1)
+    with pytest.raises(FrameError, match="unreadable"):
+        load_keyframes(["/nonexistent/k.jpg"], 1)
+
+
+def test_pick_evenly():
+    assert pick_evenly([1, 2, 3, 4, 5], 1) == [3]
+    assert pick_evenly([1, 2, 3, 4], 2) == [2, 4]
+    assert pick_evenly([1, 2], 5) == [1, 2]
+
+
+def test_prefetch_keeps_order_and_hands_back_errors():
+    def load(x):
+        if x == 2:
+            raise ValueError("boom")
+        return x * x
+
+    out = list(prefetch([1, 2, 3, 4], load, depth=2))
+    assert [x for x, _ in out] == [1, 2, 3, 4]
+    assert out[0][1] == 1 and isinstance(out[1][1], ValueError) and out[3][1] == 16
