@@ -159,9 +159,14 @@ def _padding(suffix: str, tag: bytes) -> bytes:
     raise ValueError(f"no padding element for {suffix}")
 
 
-def build_manifest(videos_dir: Path, copies: int, folder: Path, limit: int | None) -> tuple[Path, int]:
+def build_manifest(videos_dir: Path, copies: int, folder: Path, limit: int | None,
+                   max_duration_s: float | None = None) -> tuple[Path, int]:
     """A CSV manifest of the shared videos, `copies` times under distinct video ids (copy 0 = the file itself)."""
+    from panda_dagster.lib.video.segmented import probe_duration
+
     sources = sorted(p for p in videos_dir.iterdir() if p.suffix in VIDEO_SUFFIXES)
+    if max_duration_s is not None:
+        sources = [p for p in sources if (probe_duration(str(p)) or 0.0) <= max_duration_s]
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for k in range(copies):
@@ -210,7 +215,7 @@ def _instance(env: dict[str, str]):
 
 
 def end_to_end(manifest: Path, n_videos: int, *, profile: str, executor: str, cpus: str | None,
-               model_cache: Path, label: str, keep: Path | None) -> tuple[RunTiming, dict]:
+               model_cache: Path, label: str, keep: Path | None, skip: tuple[str, ...] = ()) -> tuple[RunTiming, dict]:
     """Ingest the manifest into a fresh home as one shard, then `dagster asset materialize` every per-shard asset."""
     from panda_dagster.common.jobs import SHARD_ASSETS
 
@@ -227,7 +232,7 @@ def end_to_end(manifest: Path, n_videos: int, *, profile: str, executor: str, cp
     shard = shards[0]
     config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **EXECUTION_CONFIG[executor]}
     cmd = [str(BIN / "dagster"), "asset", "materialize", "-m", "panda_dagster.definitions",
-           "--select", ",".join(SHARD_ASSETS), "--partition", shard, "--config-json", json.dumps(config)]
+           "--select", ",".join(a for a in SHARD_ASSETS if a not in skip), "--partition", shard, "--config-json", json.dumps(config)]
     if cpus:
         cmd = ["taskset", "-c", cpus, *cmd]
     log_path = home / "materialize.log"
@@ -339,6 +344,8 @@ def main() -> int:
     parser.add_argument("--videos", type=Path, default=None, help="shared videos folder (default ../shared/videos)")
     parser.add_argument("--copies", type=int, default=1, help="ingest every video this many times (distinct ids)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many videos in the shard")
+    parser.add_argument("--max-duration", type=float, default=None,
+                        help="only shared videos up to this many seconds (e.g. 60: without the 10-minute film)")
     parser.add_argument("--profile", default=os.environ.get("PANDA_BENCH_MODELS", "offline"),
                         help="PANDA_MODELS for the end-to-end run (default offline: trained ASR and embedders, "
                         "random-weight captioners; tiny = every model random)")
@@ -348,6 +355,7 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="also run on 1 core and 2 cores and report the ratio")
     parser.add_argument("--compare-executors", action="store_true", help="also run with the multiprocess executor")
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--skip-assets", default="", help="comma-separated per-shard assets left out of the run")
     parser.add_argument("--baseline-videos", nargs="*", default=list(BASELINE_VIDEOS))
     parser.add_argument("--keep", type=Path, default=None, help="keep the data homes under this folder")
     args = parser.parse_args()
@@ -367,11 +375,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="panda-bench-videos-"))
     model_cache = Path(os.environ.get("PANDA_BENCH_MODEL_CACHE", Path(tempfile.gettempdir()) / "panda-bench-models"))
     try:
-        manifest, n = build_manifest(videos_dir, args.copies, work, args.limit)
+        manifest, n = build_manifest(videos_dir, args.copies, work, args.limit, args.max_duration)
         say(f"end to end: {n} videos ({args.copies} cop{'y' if args.copies == 1 else 'ies'} of {videos_dir}), "
             f"profile {args.profile}, executor {args.executor}, cpus {args.cpus or 'all'}")
         runs: dict[str, tuple[RunTiming, dict]] = {}
-        common = {"profile": args.profile, "model_cache": model_cache, "keep": args.keep}
+        common = {"profile": args.profile, "model_cache": model_cache, "keep": args.keep,
+                  "skip": tuple(a for a in args.skip_assets.split(",") if a)}
         if args.scaling:
             for cpus in ("0", "0,1"):
                 runs[f"cpus {cpus}"] = end_to_end(manifest, n, executor=args.executor, cpus=cpus,

@@ -242,6 +242,9 @@ def build_images(base: str) -> None:
              "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(REPO)],
             timeout=3600, log=CACHE / "logs" / f"build-{target}.log")
         say(f"image {tag} ready ({time.monotonic() - started:.0f} s)")
+    # A rebuilt image leaves its predecessor untagged: drop those (only images of this Dockerfile, by
+    # label), so the cache holds one copy of each image rather than one per change of the lock.
+    run([docker, "image", "prune", "-f", "--filter", "label=panda-dagster.image"], check=False)
 
 
 # ---- 5. the stack --------------------------------------------------------------------------------

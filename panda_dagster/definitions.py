@@ -7,6 +7,7 @@ from dagster import Definitions
 
 from panda_dagster.clips import definitions as clips
 from panda_dagster.common.jobs import IN_PROCESS_UNLESS_CONFIGURED, shard_pipeline_job
+from panda_dagster.common.kubernetes import run_executor
 from panda_dagster.common.resources import panda_resource_from_env
 from panda_dagster.common.schedules import ASSET_GRAPH_RESOURCE, asset_graph_resource, catch_up_backfill, nightly_catch_up
 from panda_dagster.evaluation import definitions as evaluation
@@ -24,7 +25,7 @@ from panda_dagster.transcripts import definitions as transcripts
 # closed and committed before exit.
 atexit.register(gc.freeze)
 
-defs = Definitions.merge(
+stages = Definitions.merge(
     ingest.defs,
     transcripts.defs,
     clips.defs,
@@ -33,10 +34,13 @@ defs = Definitions.merge(
     selection.defs,
     evaluation.defs,
     export.defs,
+)
+defs = Definitions.merge(
+    stages,
     Definitions(
         jobs=[shard_pipeline_job, catch_up_backfill],
         schedules=[nightly_catch_up],
-        executor=IN_PROCESS_UNLESS_CONFIGURED,
+        executor=run_executor(stages, default=IN_PROCESS_UNLESS_CONFIGURED),
         resources={"panda": panda_resource_from_env(),
                    ASSET_GRAPH_RESOURCE: asset_graph_resource(lambda: defs.get_repository_def().asset_graph)},
     ),

@@ -12,6 +12,7 @@ from panda_dagster.common.jobs import Group
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.common.runner import ShardResult, run_shards, shard_asset
+from panda_dagster.common.stage_config import lib_config_or_fail
 from panda_dagster.lib.video.cutting import CUT_MODES
 from panda_dagster.lib.video.split import SplitConfig  # numpy only: no decoder or model imports
 
@@ -38,10 +39,7 @@ ClipsConfig = dagster_config_from(SplitConfig, name="ClipsConfig", exclude=("thr
 )
 def clips(context: AssetExecutionContext, config: ClipsConfig, panda: PandaResource,
           clip_embedder: ClipEmbedderResource):
-    try:
-        split_config = config.to_lib()
-    except ValueError as exc:
-        raise Failure(f"clips config: {exc}", allow_retries=False) from exc
+    split_config = lib_config_or_fail(config, "clips")
     if config.cut_mode not in CUT_MODES:
         raise Failure(f"clips config: cut_mode must be one of {CUT_MODES}, got {config.cut_mode!r}",
                       allow_retries=False)

@@ -42,17 +42,11 @@ GPU_STEP_TAGS = {"dagster-k8s/config": gpu_step_k8s_config()}
 
 
 def gpu_pool_ops(defs) -> list[str]:
-    """Names of the ops (steps) whose asset runs in the `gpu` pool."""
-    graph = defs.resolve_asset_graph()
-    ops = set()
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        assets_def = getattr(node, "assets_def", None)
-        if assets_def is None or not assets_def.is_executable:
-            continue
-        if getattr(assets_def.node_def, "pool", None) == GPU_POOL:
-            ops.add(assets_def.node_def.name)
-    return sorted(ops)
+    """Names of the ops (steps) whose asset runs in the `gpu` pool (read from the asset definitions, so it
+    works on the stages' definitions before resources are bound)."""
+    return sorted({assets_def.node_def.name for assets_def in defs.assets or ()
+                   if getattr(assets_def, "is_executable", False)
+                   and getattr(assets_def.node_def, "pool", None) == GPU_POOL})
 
 
 def k8s_executor_config(defs, max_concurrent: int = 8) -> dict:
@@ -61,11 +55,11 @@ def k8s_executor_config(defs, max_concurrent: int = 8) -> dict:
             "per_step_k8s_config": {op: gpu_step_k8s_config() for op in gpu_pool_ops(defs)}}
 
 
-def with_k8s_executor(defs):
-    """`defs` with `k8s_job_executor` when PANDA_EXECUTOR=k8s (the Helm deployment sets it), else as is."""
+def run_executor(stage_defs, default):
+    """The executor of every run: `k8s_job_executor` (a pod per step, GPU pods for the `gpu` pool) when
+    PANDA_EXECUTOR=k8s (the Helm deployment sets it), else `default`."""
     if os.environ.get("PANDA_EXECUTOR", "") != "k8s":
-        return defs
-    from dagster import Definitions
+        return default
     from dagster_k8s import k8s_job_executor
 
-    return Definitions.merge(defs, Definitions(executor=k8s_job_executor.configured(k8s_executor_config(defs))))
+    return k8s_job_executor.configured(k8s_executor_config(stage_defs))

@@ -4,6 +4,8 @@ This is the only place a run chooses its profile and device (assets' run config 
 resource (clip embedder, teachers, caption scorer, benchmark features, ASR) derives from it.
 """
 
+from operator import attrgetter
+
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
@@ -38,23 +40,13 @@ class ModelProfileResource(ConfigurableResource):
             self._profile = self._resolved.name
         return self._resolved
 
-    @property
-    def profile_name(self) -> str:
-        return self.models_profile.name
-
-    @property
-    def profile_reason(self) -> str:
-        return self.models_profile.reason
+    # what the resolved profile says, read through the resource
+    profile_name = property(attrgetter("models_profile.name"))
+    profile_reason = property(attrgetter("models_profile.reason"))
+    is_tiny = property(attrgetter("models_profile.is_tiny"))
+    models_label = property(attrgetter("models_profile.label"),
+                            doc="TINY_LABEL for the random-weight profile, else the profile name (reports print it)")
 
     @property
     def resolved_device(self) -> str:
         return self._device
-
-    @property
-    def is_tiny(self) -> bool:
-        return self.models_profile.is_tiny
-
-    @property
-    def models_label(self) -> str:
-        """TINY_LABEL for the random-weight profile, else the profile name (reports print it)."""
-        return self.models_profile.label

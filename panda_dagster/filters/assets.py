@@ -1,7 +1,7 @@
 """`clip_filters`: every clip of a shard scored by the clip filters (motion, still, text overlay, NSFW,
 technical quality, near-duplicates) and kept or dropped with reasons, before any caption is paid for."""
 
-from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster import AssetExecutionContext, MetadataValue
 
 from panda_dagster.clips.resources import ClipEmbedderResource
 from panda_dagster.common.checks import selected_checks
@@ -10,6 +10,7 @@ from panda_dagster.common.jobs import Group
 from panda_dagster.common.metadata import markdown_table
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.common.runner import ShardResult, run_shards, shard_asset
+from panda_dagster.common.stage_config import lib_config_or_fail
 from panda_dagster.filters.checks import CLIP_FILTERS_CHECK_SPECS, evaluate_clip_filters_checks
 from panda_dagster.lib.filters.registry import FiltersParams  # dataclasses only: no model imports
 
@@ -22,17 +23,14 @@ ClipFiltersConfig = dagster_config_from(FiltersParams, name="ClipFiltersConfig")
     deps=["clips"],
     kinds={"video", "duckdb"},
     check_specs=CLIP_FILTERS_CHECK_SPECS,
-    description="Each clip scored on its key frames and small frames 0.25 s apart: camera vs object motion "
-    "(DIS flow minus a homography), still images, text overlays (PP-OCR), NSFW (open_nsfw), sharpness, "
-    "exposure, resolution, and near-duplicates within and across shards (pHash, key-frame embeddings). "
-    "Catalog table `clip_filters` (keep, reasons, every score); teacher_captions captions kept clips only.",
 )
 def clip_filters(context: AssetExecutionContext, config: ClipFiltersConfig, panda: PandaResource,
                  clip_embedder: ClipEmbedderResource):
-    try:
-        params = config.to_lib()
-    except ValueError as exc:
-        raise Failure(f"clip_filters config: {exc}", allow_retries=False) from exc
+    """Each clip scored on its key frames and small frames 0.25 s apart: camera vs object motion (DIS flow
+    minus a homography), still images, text overlays (PP-OCR), NSFW (open_nsfw), sharpness, exposure,
+    resolution, and near-duplicates within and across shards (pHash, key-frame embeddings). Catalog table
+    `clip_filters` (keep, reasons, every score); teacher_captions captions kept clips only."""
+    params = lib_config_or_fail(config, STAGE)
     # Embeddings of random-weight (tiny) models say nothing about duplicates: pHash only then.
     use_embeddings = not clip_embedder.is_tiny
     yield from run_shards(context, lambda shard: _one_shard(context, params, panda, use_embeddings, shard))

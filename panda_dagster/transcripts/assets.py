@@ -1,7 +1,7 @@
 """`transcripts`: speech recognition for the videos of a shard that have audio but no subtitles, before
 `clips`, so narration clips (HowTo100M) and the narration teacher see speech like any subtitle."""
 
-from dagster import AssetExecutionContext, Failure, MetadataValue
+from dagster import AssetExecutionContext, MetadataValue
 
 from panda_dagster.common.checks import selected_checks
 from panda_dagster.common.config import dagster_config_from
@@ -9,6 +9,7 @@ from panda_dagster.common.jobs import GPU_POOL, MODEL_BACKFILL, Group
 from panda_dagster.common.metadata import histogram, markdown_table
 from panda_dagster.common.resources import PandaResource
 from panda_dagster.common.runner import ShardResult, run_shards, shard_asset
+from panda_dagster.common.stage_config import lib_config_or_fail
 from panda_dagster.lib.transcripts.shard import TranscriptsConfig
 from panda_dagster.lib.transcripts.whisper import AsrModelUnavailable
 from panda_dagster.transcripts.checks import TRANSCRIPTS_CHECK_SPECS, WARNING_CHECKS, evaluate_transcripts_checks
@@ -33,10 +34,7 @@ def transcripts(context: AssetExecutionContext, config: TranscriptsRunConfig, pa
                 asr_model: AsrModelResource):
     from panda_dagster.lib.models.packaged import PackagedWeightsError
 
-    try:
-        lib_config = config.to_lib()
-    except ValueError as exc:
-        raise Failure(f"transcripts config: {exc}", allow_retries=False) from exc
+    lib_config = lib_config_or_fail(config, "transcripts")
     yield from run_shards(context, lambda shard: _one_shard(context, lib_config, panda, asr_model, shard),
                           warning_checks=WARNING_CHECKS, permanent=(AsrModelUnavailable, PackagedWeightsError))
 

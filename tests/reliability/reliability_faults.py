@@ -16,7 +16,28 @@ import time
 from collections import defaultdict
 
 
-class FaultyHTTPServer:
+class _LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port), serving in a daemon thread inside `with`."""
+
+    def _serve_on_loopback(self, handler: type) -> None:
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class FaultyHTTPServer(_LoopbackServer):
     def __init__(self, stall_s: float = 3.0):
         self.bodies: dict[str, bytes] = {}
         self.scripts: dict[str, list[str]] = {}
@@ -34,21 +55,8 @@ class FaultyHTTPServer:
             def do_GET(self):  # noqa: N802
                 owner._serve(self)
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FaultyHTTPServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve_on_loopback(Handler)
+        self.base = self.url
 
     def add(self, path: str, body: bytes, script: list[str]) -> str:
         self.bodies[path] = body
@@ -107,7 +115,7 @@ class FaultyHTTPServer:
         handler.wfile.write(piece)
 
 
-class FaultyS3Proxy:
+class FaultyS3Proxy(_LoopbackServer):
     """A reverse proxy on 127.0.0.1 in front of an S3 server (moto). `rule(method, path, query)` returns
     None (forward), an HTTP status to answer with an S3 error body (500 InternalError, 503 SlowDown), or
     'stall' (say nothing for `stall_s`, then close). Every request and every injected fault is counted."""
@@ -172,21 +180,8 @@ class FaultyS3Proxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
-        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FaultyS3Proxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve_on_loopback(Handler)
+        self.endpoint = self.url
 
 
 def every_nth(n: int, action, match=lambda method, path: True):

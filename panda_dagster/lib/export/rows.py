@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from panda_dagster.lib.catalog import Catalog
+from panda_dagster.lib.filters.decisions import TABLE as CLIP_FILTERS_TABLE  # read only where the schema declares it
 from panda_dagster.lib.records import CUE_SOURCE_ASR
 
-CLIP_FILTERS_TABLE = "clip_filters"  # FILTERS' table; read only where the schema declares it
 # clip_filters columns that are not scores.
 _FILTER_NON_SCORE = {"clip_id", "shard", "video_id", "keep", "reasons", "duplicate_of", "created_at",
                      "computed_at", "models_label", "duration_s"}

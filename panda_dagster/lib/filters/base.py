@@ -79,6 +79,45 @@ class ClipFilter(Protocol):
     def decide(self, scores: Mapping[str, float], params: Any) -> list[str]: ...
 
 
+class FilterBase:
+    """What the per-clip filters share. A filter declares what `ClipFilter` asks for in its class line,
+    `class StillFilter(FilterBase, name="still", params_type=StillParams, score_names=("changing_share",),
+    needs_motion_frames=True)`, and writes `score` and `decide`."""
+
+    name: ClassVar[str]
+    params_type: ClassVar[type]
+    needs_motion_frames: ClassVar[bool] = False
+    score_names: ClassVar[tuple[str, ...]]
+
+    def __init_subclass__(cls, *, name: str, params_type: type, score_names: tuple[str, ...],
+                          needs_motion_frames: bool = False, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.params_type, cls.score_names = name, params_type, tuple(score_names)
+        cls.needs_motion_frames = needs_motion_frames
+
+    def no_scores(self) -> dict[str, float]:
+        """Every score NaN: the clip has nothing to measure."""
+        return dict.fromkeys(self.score_names, float("nan"))
+
+
+def exceeds(scores: Mapping[str, float], name: str, bar: float) -> bool:
+    """Score `name` was measured (finite) and is above `bar`."""
+    value = scores.get(name, np.nan)
+    return bool(np.isfinite(value) and value > bar)
+
+
+def at_most(scores: Mapping[str, float], name: str, bar: float) -> bool:
+    """Score `name` was measured (finite) and is at most `bar`."""
+    value = scores.get(name, np.nan)
+    return bool(np.isfinite(value) and value <= bar)
+
+
+def below(scores: Mapping[str, float], name: str, bar: float) -> bool:
+    """Score `name` was measured (finite) and is below `bar`."""
+    value = scores.get(name, np.nan)
+    return bool(np.isfinite(value) and value < bar)
+
+
 def gray(rgb: np.ndarray) -> np.ndarray:
     import cv2
 

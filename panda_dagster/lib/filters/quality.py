@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
-from panda_dagster.lib.filters.base import ClipInputs, gray
+from panda_dagster.lib.filters.base import ClipInputs, FilterBase, below, exceeds, gray
 
 BLURRY = "blurry"
 DARK = "dark"
@@ -44,18 +43,13 @@ def sharpness(grey: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-class QualityFilter:
-    name: ClassVar[str] = "quality"
-    params_type: ClassVar[type] = QualityParams
-    needs_motion_frames: ClassVar[bool] = False
-    score_names: ClassVar[tuple[str, ...]] = ("sharpness", "brightness", "blown_share", "short_side")
-
+class QualityFilter(FilterBase, name="quality", params_type=QualityParams,
+                    score_names=("sharpness", "brightness", "blown_share", "short_side")):
     def score(self, clip: ClipInputs, params: QualityParams) -> dict[str, float]:
         short_side = float(min(clip.video_width, clip.video_height)) if clip.video_width else float("nan")
         greys = [gray(frame) for frame in clip.keyframes]
         if not greys:
-            return {"sharpness": float("nan"), "brightness": float("nan"), "blown_share": float("nan"),
-                    "short_side": short_side}
+            return {**self.no_scores(), "short_side": short_side}
         return {
             "sharpness": float(np.median([sharpness(g) for g in greys])),
             "brightness": float(np.mean([g.mean() for g in greys])),
@@ -65,15 +59,14 @@ class QualityFilter:
 
     def decide(self, scores: Mapping[str, float], params: QualityParams) -> list[str]:
         reasons = []
-        brightness = scores.get("brightness", np.nan)
-        dark = np.isfinite(brightness) and brightness < params.min_brightness
+        dark = below(scores, "brightness", params.min_brightness)
         if dark:
             reasons.append(DARK)
         # a near-black frame has no detail to be sharp: "dark" says it, "blurry" would double-count
-        if not dark and np.isfinite(scores.get("sharpness", np.nan)) and scores["sharpness"] < params.min_sharpness:
+        if not dark and below(scores, "sharpness", params.min_sharpness):
             reasons.append(BLURRY)
-        if np.isfinite(scores.get("blown_share", np.nan)) and scores["blown_share"] > params.max_blown_share:
+        if exceeds(scores, "blown_share", params.max_blown_share):
             reasons.append(OVEREXPOSED)
-        if np.isfinite(scores.get("short_side", np.nan)) and scores["short_side"] < params.min_short_side:
+        if below(scores, "short_side", params.min_short_side):
             reasons.append(LOW_RESOLUTION)
         return reasons

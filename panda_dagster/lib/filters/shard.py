@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from panda_dagster.lib.filters.base import ClipInputs
+from panda_dagster.lib.filters.decisions import TABLE
 from panda_dagster.lib.filters.duplicates import Fingerprint, fingerprints_from_rows, mean_embedding
 from panda_dagster.lib.filters.registry import FiltersParams
 from panda_dagster.lib.filters.run import MotionFrameSource, ShardFilterResult, filter_shard
 
-TABLE = "clip_filters"
 EMBEDDINGS_TABLE = "keyframe_embeddings"
 RANDOM_MODEL_PREFIX = "tiny/"  # lib/models/openclip.model_spec: ids of the random-weight twins
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
-from panda_dagster.lib.filters.base import ClipInputs
+from panda_dagster.lib.filters.base import ClipInputs, FilterBase, at_most
 
 STILL = "still"
 
@@ -32,20 +31,15 @@ class StillParams:
                                   "interval a change"})
 
 
-class StillFilter:
-    name: ClassVar[str] = "still"
-    params_type: ClassVar[type] = StillParams
-    needs_motion_frames: ClassVar[bool] = True
-    score_names: ClassVar[tuple[str, ...]] = ("changing_share",)
-
+class StillFilter(FilterBase, name="still", params_type=StillParams, score_names=("changing_share",),
+                  needs_motion_frames=True):
     def score(self, clip: ClipInputs, params: StillParams) -> dict[str, float]:
         frames = clip.motion_frames
         if frames is None or len(frames) < 2:
-            return {"changing_share": float("nan")}
+            return self.no_scores()
         grey = frames.gray.astype(np.int16)
         changed = (np.abs(np.diff(grey, axis=0)) > params.pixel_delta).mean(axis=(1, 2))
         return {"changing_share": float((changed > params.changed_pixels).mean())}
 
     def decide(self, scores: Mapping[str, float], params: StillParams) -> list[str]:
-        share = scores.get("changing_share", np.nan)
-        return [STILL] if np.isfinite(share) and share <= params.max_changing_share else []
+        return [STILL] if at_most(scores, "changing_share", params.max_changing_share) else []

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
-from panda_dagster.lib.filters.base import ClipInputs
+from panda_dagster.lib.filters.base import ClipInputs, FilterBase, exceeds
 
 TEXT_OVERLAY = "text_overlay"
 OCR_MODEL_ID = "PP-OCRv4 det+rec (rapidocr-onnxruntime 1.4.4)"
@@ -68,16 +67,11 @@ def text_boxes(rgb: np.ndarray, params: TextParams) -> tuple[float, list[str]]:
     return float(mask.mean()), [str(r[1]) for r in result if r[1]]
 
 
-class TextFilter:
-    name: ClassVar[str] = "text"
-    params_type: ClassVar[type] = TextParams
-    needs_motion_frames: ClassVar[bool] = False
-    score_names: ClassVar[tuple[str, ...]] = ("text_area",)
-
+class TextFilter(FilterBase, name="text", params_type=TextParams, score_names=("text_area",)):
     def score(self, clip: ClipInputs, params: TextParams) -> dict[str, float]:
         frames = pick_evenly(clip.keyframes, params.frames)
         if not frames:
-            return {"text_area": float("nan")}
+            return self.no_scores()
         areas, seen = [], []
         for frame in frames:
             area, lines = text_boxes(frame, params)
@@ -87,5 +81,4 @@ class TextFilter:
         return {"text_area": float(max(areas))}
 
     def decide(self, scores: Mapping[str, float], params: TextParams) -> list[str]:
-        area = scores.get("text_area", np.nan)
-        return [TEXT_OVERLAY] if np.isfinite(area) and area > params.max_text_area else []
+        return [TEXT_OVERLAY] if exceeds(scores, "text_area", params.max_text_area) else []

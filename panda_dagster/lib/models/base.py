@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -54,21 +55,11 @@ class Model:
         self.spec = spec
         self.device = device
 
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
-
-    @property
-    def revision(self) -> str:
-        return self.spec.revision
-
-    @property
-    def trained(self) -> bool:
-        return self.spec.trained
-
-    @property
-    def label(self) -> str:
-        return self.spec.label
+    # what the spec says, read through the model
+    model_id = property(attrgetter("spec.model_id"))
+    revision = property(attrgetter("spec.revision"))
+    trained = property(attrgetter("spec.trained"))
+    label = property(attrgetter("spec.label"))
 
     def close(self) -> None:
         """Free the weights (the cache calls this when it drops the model)."""

@@ -11,7 +11,6 @@ from panda_dagster.lib.selection.scorer import Candidate, ClipToScore
 from panda_dagster.lib.teachers.records import TeacherCaption
 from panda_dagster.lib.video.records import ClipRecord
 
-CLIP_FILTERS_TABLE = "clip_filters"
 
 
 def _candidates(captions: Iterable[TeacherCaption]) -> dict[str, list[Candidate]]:
@@ -37,14 +36,6 @@ def load_shard_clips(catalog: Catalog, shard: str) -> list[ClipToScore]:
     candidates = _candidates(catalog.rows("teacher_captions", shard))
     clips = sorted(catalog.rows("clips", shard), key=lambda c: (c.video_id, c.start_s, c.clip_id))
     return [_to_score(clip, candidates) for clip in clips]
-
-
-def dropped_by_filters(catalog: Catalog, shard: str) -> dict[str, list[str]]:
-    """clip_id -> reasons, for the clips the clip filters dropped. A shard without `clip_filters` rows (the
-    filters did not run, or are not part of this deployment) drops nothing."""
-    if CLIP_FILTERS_TABLE not in catalog.tables:
-        return {}
-    return {row.clip_id: list(row.reasons or []) for row in catalog.rows(CLIP_FILTERS_TABLE, shard) if not row.keep}
 
 
 def _shards_of(catalog: Catalog, table: str, clip_ids: list[str]) -> list[str]:

@@ -16,7 +16,8 @@ from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.models.keyframes import mean_embedding
 from panda_dagster.lib.records import QuarantineRecord
 from panda_dagster.lib.selection.embeddings import shard_keyframe_embeddings
-from panda_dagster.lib.selection.inputs import dropped_by_filters, load_shard_clips
+from panda_dagster.lib.filters.decisions import dropped_reasons
+from panda_dagster.lib.selection.inputs import load_shard_clips
 from panda_dagster.lib.selection.records import REJECT_FILTERED, CaptionScore, SelectedCaption
 from panda_dagster.lib.selection.scorer import (
     DEFAULT_MIN_SCORE,
@@ -100,7 +101,7 @@ def select_shard(catalog: Catalog, shard: str, scorer: CaptionScorer, config: Se
     # A clip without candidates is not a problem of its own (no teacher captioned it, e.g. filtered out).
     quarantine = [QuarantineRecord(shard, f"clip:{c.clip_id}", STAGE, failures.get(c.clip_id, "no key frames"),
                                    c.video_id, "dropped") for c in with_candidates if c.clip_id not in embeddings]
-    selected, score_rows, n_filtered = select_with_filters(scored, dropped_by_filters(catalog, shard), config.policy,
+    selected, score_rows, n_filtered = select_with_filters(scored, dropped_reasons(catalog, shard), config.policy,
                                                            scorer, models_label)
     order = {c.clip_id: i for i, c in enumerate(clips)}
     selected.sort(key=lambda s: order[s.clip_id])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from panda_dagster.lib.models.base import ModelSpec
@@ -133,9 +134,7 @@ class TeacherRunner:
         self.revision = resolved_revision(spec)
         self.s3_client = s3_client
 
-    @property
-    def model_id(self) -> str:
-        return self.spec.model_id
+    model_id = property(attrgetter("spec.model_id"))
 
     @property
     def model_spec(self) -> ModelSpec:

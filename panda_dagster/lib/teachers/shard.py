@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from panda_dagster.lib.catalog import Catalog
+from panda_dagster.lib.filters.decisions import dropped_clip_ids
 from panda_dagster.lib.records import CUE_SOURCE_ASR
 from panda_dagster.lib.teachers.engine import RunnerFactory, ShardCaptions, caption_shard
 from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput
 from panda_dagster.lib.teachers.registry import TeacherSpec, load_registry
 
-CLIP_FILTERS_TABLE = "clip_filters"
 
 
 @dataclass
@@ -44,16 +44,6 @@ def select_teachers(profile: str, config: CaptionConfig) -> list[TeacherSpec]:
     if unknown:
         raise ValueError(f"`only` names unknown teachers {unknown}; profile {profile} has {names}")
     return [t for t in registry.teachers if not config.only or t.name in config.only]
-
-
-def dropped_clip_ids(catalog: Catalog, shard: str) -> set[str]:
-    """Clips of the shard the clip filters dropped (keep=False). No rows, or the table not declared yet,
-    means every clip is kept."""
-    try:
-        rows = catalog.rows(CLIP_FILTERS_TABLE, shard)
-    except KeyError:  # FILTERS' table is not in lib/schema.py (yet)
-        return set()
-    return {row.clip_id for row in rows if not row.keep}
 
 
 @dataclass

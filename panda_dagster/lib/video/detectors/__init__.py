@@ -2,7 +2,7 @@
 
 Registered by name in `REGISTRY` below (the only place that lists them): `panda split --detector`, the
 `clips` config and its parameter sections are derived from it. A new detector is one new module with one
-class (name, summary, Params dataclass, `frame_scorer`, `detect`) plus one line here.
+class (a `DetectorBase`: name, summary, Params dataclass, frame scorer; its `detect`) plus one line here.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from panda_dagster.lib.video.detectors.base import Detection, cuts_to_boundaries
+from panda_dagster.lib.video.detectors.base import Detection, DetectorBase, cuts_to_boundaries
 from panda_dagster.lib.video.detectors.content import PANDA_MIN_SCENE_LEN, ContentScorer
 
 
@@ -56,16 +56,8 @@ class AdaptiveParams:
             raise ValueError("adaptive window must be at least 1")
 
 
-class AdaptiveDetector:
-    name = "adaptive"
-    summary = "PySceneDetect AdaptiveDetector decisions (HSV score against its neighbourhood)"
-    Params = AdaptiveParams
-
-    def __init__(self, params: AdaptiveParams | None = None):
-        self.params = params or AdaptiveParams()
-
-    def frame_scorer(self) -> ContentScorer:
-        return ContentScorer()
+class AdaptiveDetector(DetectorBase, name="adaptive", params=AdaptiveParams, scorer=ContentScorer,
+                       summary="PySceneDetect AdaptiveDetector decisions (HSV score against its neighbourhood)"):
 
     def detect(self, scores: np.ndarray, fps: float) -> Detection:
         p = self.params

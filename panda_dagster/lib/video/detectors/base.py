@@ -89,5 +89,27 @@ class ShotDetector(Protocol):
     def detect(self, scores: np.ndarray, fps: float) -> Detection: ...
 
 
+class DetectorBase:
+    """What every detector does alike: it holds its `Params` (their defaults when none are given) and makes a
+    fresh `Scorer` per decode pass. A detector names these in its class line,
+    `class ContentDetector(DetectorBase, name="content", params=ContentParams, scorer=ContentScorer, summary=...)`,
+    and writes `detect`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Params: ClassVar[type]
+    Scorer: ClassVar[type]
+
+    def __init_subclass__(cls, *, name: str, summary: str, params: type, scorer: type, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.summary, cls.Params, cls.Scorer = name, summary, params, scorer
+
+    def __init__(self, params=None) -> None:
+        self.params = params or self.Params()
+
+    def frame_scorer(self):
+        return self.Scorer()
+
+
 def cuts_to_boundaries(cuts: Sequence[int]) -> list[Boundary]:
     return [Boundary.cut(c) for c in cuts]

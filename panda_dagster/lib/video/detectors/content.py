@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from panda_dagster.lib.video.detectors.base import Detection, cuts_to_boundaries
+from panda_dagster.lib.video.detectors.base import Detection, DetectorBase, cuts_to_boundaries
 
 # Panda-70M's shot detection settings (ContentDetector, threshold 25, shots of at least 15 frames).
 PANDA_CONTENT_THRESHOLD = 25.0
@@ -116,16 +116,11 @@ class ContentParams:
         ContentScorer(self.weights)  # validates the weights
 
 
-class ContentDetector:
-    name = "content"
-    summary = "PySceneDetect ContentDetector decisions (HSV frame differences; Panda-70M's settings)"
-    Params = ContentParams
-
-    def __init__(self, params: ContentParams | None = None):
-        self.params = params or ContentParams()
+class ContentDetector(DetectorBase, name="content", params=ContentParams, scorer=ContentScorer,
+                      summary="PySceneDetect ContentDetector decisions (HSV frame differences; Panda-70M's settings)"):
 
     def frame_scorer(self) -> ContentScorer:
-        return ContentScorer(self.params.weights)
+        return self.Scorer(self.params.weights)
 
     def detect(self, scores: np.ndarray, fps: float) -> Detection:
         scores = np.asarray(scores, dtype=np.float64)

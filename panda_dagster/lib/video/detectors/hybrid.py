@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from panda_dagster.lib.video.detectors.base import Boundary, Detection
+from panda_dagster.lib.video.detectors.base import Boundary, Detection, DetectorBase
 from panda_dagster.lib.video.detectors.content import ContentScorer
 
 THUMB_SIZE = (48, 27)  # (width, height), as TransNetV2's input
@@ -172,17 +172,9 @@ def _colour_distance(ha: np.ndarray, hb: np.ndarray) -> float:
     return 0.5 * float(np.abs(ha - hb).sum())
 
 
-class HybridDetector:
-    name = "hybrid"
-    summary = ("HSV hard cuts plus gradual transitions (dissolves, fades, wipes) from thumbnails; flashes, "
-               "fast motion, pans, zooms and overlays rejected")
-    Params = HybridParams
-
-    def __init__(self, params: HybridParams | None = None):
-        self.params = params or HybridParams()
-
-    def frame_scorer(self) -> HybridScorer:
-        return HybridScorer()
+class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=HybridScorer,
+                     summary="HSV hard cuts plus gradual transitions (dissolves, fades, wipes) from thumbnails; "
+                     "flashes, fast motion, pans, zooms and overlays rejected"):
 
     def detect(self, scores: np.ndarray, fps: float) -> Detection:
         content = np.asarray(scores["content"], dtype=np.float64)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from panda_dagster.lib.video.detectors.base import Boundary, Detection
+from panda_dagster.lib.video.detectors.base import Boundary, Detection, DetectorBase
 
 TRANSNET_SIZE = (48, 27)  # (width, height) the network was trained on
 
@@ -115,16 +115,8 @@ class TransNetParams:
     device: str = field(default="auto", metadata={"help": "auto (CUDA when present), cpu or cuda:N"})
 
 
-class TransNetV2Detector:
-    name = "transnetv2"
-    summary = "pretrained TransNetV2 network over the whole video (GPU when present)"
-    Params = TransNetParams
-
-    def __init__(self, params: TransNetParams | None = None):
-        self.params = params or TransNetParams()
-
-    def frame_scorer(self) -> TransNetFrames:
-        return TransNetFrames()
+class TransNetV2Detector(DetectorBase, name="transnetv2", params=TransNetParams, scorer=TransNetFrames,
+                         summary="pretrained TransNetV2 network over the whole video (GPU when present)"):
 
     def detect(self, scores: np.ndarray, fps: float) -> Detection:
         probabilities = transnet_probabilities(np.asarray(scores), self.params.device)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from dagster import DagsterInstance, materialize
 
-from panda_dagster.fixtures.synth import Scene, Transition, render_video
 from panda_dagster.lib.filters.frames import (
     ClipSpan,
     MotionFrameSampler,
@@ -51,11 +50,9 @@ def test_joined_stretches_keep_what_one_sequential_sampler_keeps():
 
 
 @pytest.fixture(scope="module")
-def motion_corpus(tmp_path_factory) -> Path:
+def motion_corpus(tmp_path_factory, render_pan_then_cut) -> Path:
     folder = tmp_path_factory.mktemp("motion_corpus")
-    render_video(folder / "pan.mp4", [Scene(6.0, background="blue", texture="striped", seed=1, pan_px=(80.0, 0.0)),
-                                      Scene(5.0, background="orange", texture="checkered", seed=2)],
-                 [Transition("cut")], fps=20.0, size=(320, 180), audio=False)
+    render_pan_then_cut(folder / "pan.mp4", 6.0, 5.0, pan_px=80.0, size=(320, 180))
     return folder
 
 

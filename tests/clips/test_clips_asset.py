@@ -15,15 +15,13 @@ from panda_dagster.ingest.assets import raw_videos
 from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.ingest import ingest_source
 from panda_dagster.lib.storage import LocalStorage
-from panda_dagster.fixtures.synth import Scene, Transition, render_video
+from panda_dagster.fixtures.synth import Scene, render_video
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
+def corpus(tmp_path_factory, render_pan_then_cut) -> Path:
     folder = tmp_path_factory.mktemp("clips_corpus")
-    render_video(folder / "story.mp4", [Scene(9.0, background="blue", texture="striped", seed=1, pan_px=(50.0, 0)),
-                                       Scene(4.0, background="orange", texture="checkered", seed=2)],
-                 [Transition("cut")], fps=20.0, size=(192, 108), audio=False)
+    render_pan_then_cut(folder / "story.mp4", 9.0, 4.0, pan_px=50.0, size=(192, 108))
     render_video(folder / "talk.mp4", [Scene(8.0, background="green", texture="wavy", seed=3)], fps=20.0,
                  size=(192, 108), audio=True,
                  subtitles=[(0.5, 2.0, "first we open the box"), (2.1, 5.5, "then we take out the parts and lay "

@@ -41,5 +41,19 @@ def long_shot_video(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def render_pan_then_cut():
+    """Renders the two-shot video several tests use: a blue striped shot panning `pan_px` pixels to the
+    right over `pan_s` seconds, a hard cut, an orange checkered still shot of `still_s` (20 fps, no audio)."""
+    from panda_dagster.fixtures.synth import Scene, Transition, render_video
+
+    def render(path, pan_s: float, still_s: float, *, pan_px: float, size: tuple[int, int]):
+        scenes = [Scene(pan_s, background="blue", texture="striped", seed=1, pan_px=(pan_px, 0.0)),
+                  Scene(still_s, background="orange", texture="checkered", seed=2)]
+        return render_video(path, scenes, [Transition("cut")], fps=20.0, size=size, audio=False)
+
+    return render
+
+
+@pytest.fixture(scope="session")
 def ffmpeg_run():
     return ffmpeg
