@@ -131,6 +131,28 @@ def frames_from(path: Path, size: tuple[int, int], limit: int, out: queue.Queue,
     out.put(None)
 
 
+def timed_batches(frames: queue.Queue, device: str, run_batch) -> dict:
+    """Run `run_batch` on every frame batch the producer thread queues (None ends); the first batch is the
+    warm-up and is not timed. CUDA is synchronised so that the time covers the work, not its launch."""
+    import torch
+
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    done, started = 0, None
+    while (chunk := frames.get()) is not None:
+        run_batch(chunk)
+        if started is None:
+            sync()
+            started = time.perf_counter()
+            continue
+        done += len(chunk)
+    sync()
+    seconds = time.perf_counter() - (started or time.perf_counter())
+    return {"items": done, "unit": "frames", "seconds": seconds, "rate": done / seconds if seconds else 0.0}
+
+
 def bench_transnetv2(device: str, video: Path, n_frames: int, batch: int) -> dict:
     import numpy as np
     import torch
@@ -141,21 +163,9 @@ def bench_transnetv2(device: str, video: Path, n_frames: int, batch: int) -> dic
     frames: queue.Queue = queue.Queue(maxsize=8)
     producer = threading.Thread(target=frames_from, args=(video, (48, 27), n_frames + batch, frames, batch), daemon=True)
     producer.start()
-    done, started = 0, None
     with torch.inference_mode():
-        while (chunk := frames.get()) is not None:
-            tensor = torch.from_numpy(np.ascontiguousarray(chunk)).to(model.device, non_blocking=True)
-            model.predict_frames(tensor, quiet=True)
-            if started is None:  # the first batch is the warm-up
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                started = time.perf_counter()
-                continue
-            done += len(chunk)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - (started or time.perf_counter())
-    return {"items": done, "unit": "frames", "seconds": seconds, "rate": done / seconds if seconds else 0.0}
+        return timed_batches(frames, device, lambda chunk: model.predict_frames(
+            torch.from_numpy(np.ascontiguousarray(chunk)).to(model.device, non_blocking=True), quiet=True))
 
 
 def bench_embedder(device: str, video: Path, n_frames: int, batch: int, arch: str) -> dict:
@@ -171,24 +181,16 @@ def bench_embedder(device: str, video: Path, n_frames: int, batch: int, arch: st
     frames: queue.Queue = queue.Queue(maxsize=4)
     producer = threading.Thread(target=frames_from, args=(video, (224, 224), n_frames + batch, frames, batch), daemon=True)
     producer.start()
-    done, started = 0, None
     autocast = torch.autocast(device_type="cuda", dtype=dtype) if device.startswith("cuda") else torch.autocast(
         device_type="cpu", enabled=False)
+
+    def embed(chunk):
+        x = torch.from_numpy(chunk).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+        model((x - mean) / std)
+
     with torch.inference_mode(), autocast:
-        while (chunk := frames.get()) is not None:
-            x = torch.from_numpy(chunk).to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-            model((x - mean) / std)
-            if started is None:
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                started = time.perf_counter()
-                continue
-            done += len(chunk)
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - (started or time.perf_counter())
-    return {"items": done, "unit": "frames", "seconds": seconds, "rate": done / seconds if seconds else 0.0,
-            "model": f"open_clip {arch} image tower, {dtype}"}
+        result = timed_batches(frames, device, embed)
+    return {**result, "model": f"open_clip {arch} image tower, {dtype}"}
 
 
 def bench_asr(device: str, videos: Path, profile: str, audio_seconds: float) -> dict:

@@ -21,6 +21,18 @@ def thresholds(params: FiltersParams) -> dict[str, float]:
     }
 
 
+def _hist_range(values: Sequence[float]) -> tuple[float, float] | None:
+    """A range numpy can cut into 20 bins: scores that are (nearly) all equal — e.g. one clip copied many
+    times — would otherwise raise "Too many bins for data range"."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return None
+    lo, hi = min(finite), max(finite)
+    if hi - lo <= 1e-9 * max(1.0, abs(hi)):
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
 def score_histograms_png(values: Mapping[str, Sequence[float]], bars: Mapping[str, float], title: str) -> bytes | None:
     if not values:
         return None
@@ -34,7 +46,7 @@ def score_histograms_png(values: Mapping[str, Sequence[float]], bars: Mapping[st
     rows = math.ceil(len(names) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
     for ax, name in zip(axes.ravel(), names):
-        ax.hist(values[name], bins=20, color="#3b6ea5", edgecolor="white")
+        ax.hist(values[name], bins=20, range=_hist_range(values[name]), color="#3b6ea5", edgecolor="white")
         if name in bars:
             ax.axvline(bars[name], color="#c0392b", linestyle="--", linewidth=1)
         ax.set_title(name, fontsize=9)
