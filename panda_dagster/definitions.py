@@ -25,23 +25,29 @@ from panda_dagster.transcripts import definitions as transcripts
 # closed and committed before exit.
 atexit.register(gc.freeze)
 
-stages = Definitions.merge(
-    ingest.defs,
-    transcripts.defs,
-    clips.defs,
-    filters.defs,
-    teachers.defs,
-    selection.defs,
-    evaluation.defs,
-    export.defs,
-)
-defs = Definitions.merge(
-    stages,
-    Definitions(
-        jobs=[shard_pipeline_job, catch_up_backfill],
-        schedules=[nightly_catch_up],
-        executor=run_executor(stages, default=IN_PROCESS_UNLESS_CONFIGURED),
-        resources={"panda": panda_resource_from_env(),
-                   ASSET_GRAPH_RESOURCE: asset_graph_resource(lambda: defs.get_repository_def().asset_graph)},
-    ),
-)
+
+def _code_location() -> Definitions:
+    # One `Definitions` at module scope: Dagster's module loading refuses a second one.
+    stages = Definitions.merge(
+        ingest.defs,
+        transcripts.defs,
+        clips.defs,
+        filters.defs,
+        teachers.defs,
+        selection.defs,
+        evaluation.defs,
+        export.defs,
+    )
+    return Definitions.merge(
+        stages,
+        Definitions(
+            jobs=[shard_pipeline_job, catch_up_backfill],
+            schedules=[nightly_catch_up],
+            executor=run_executor(stages, default=IN_PROCESS_UNLESS_CONFIGURED),
+            resources={"panda": panda_resource_from_env(),
+                       ASSET_GRAPH_RESOURCE: asset_graph_resource(lambda: defs.get_repository_def().asset_graph)},
+        ),
+    )
+
+
+defs = _code_location()

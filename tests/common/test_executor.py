@@ -7,9 +7,9 @@ import sys
 
 _PRINT_EXECUTOR = (
     "import warnings; warnings.simplefilter('ignore');"
-    "from panda_dagster.definitions import defs, stages;"
+    "from panda_dagster.definitions import defs;"
     "from panda_dagster.common.kubernetes import k8s_executor_config;"
-    "print(defs.executor.name, ','.join(sorted(k8s_executor_config(stages)['per_step_k8s_config'])))"
+    "print(defs.executor.name, ','.join(sorted(k8s_executor_config(defs)['per_step_k8s_config'])))"
 )
 
 
