@@ -253,8 +253,7 @@ def java_available() -> bool:
 
 
 def _pid_alive(pid: int) -> bool:  # used by tests to prove METEOR's JVM is gone
-    # the project's one liveness check (a zombie is gone too); that module imports nothing but the stdlib
-    from panda_dagster.instance.dead_runs import process_alive
+    from panda_dagster.lib.processes import process_alive  # a zombie counts as gone
 
     return process_alive(pid)
 
