@@ -40,6 +40,7 @@ from panda_dagster.lib.storage import shared_file_mode
 
 CATALOG_FILE = "catalog.duckdb"
 LAKE_DIR = "lake"
+CHECKPOINT_PART = "_checkpoint"
 SCHEMA_PART = "_schema"  # holds one empty file per table so a view exists before any shard does
 UNSPLIT_PART = "all"  # the folder of a table without a part column
 
@@ -219,6 +220,36 @@ class Catalog:
         for path in (self.lake / spec.name).glob(f"*/{shard}.parquet"):
             if path.parent.name not in (UNSPLIT_PART, SCHEMA_PART):
                 self.lake_store.delete(path)
+
+    # ---- checkpoints: rows of a shard that a run still at work has finished ---------------------
+    # Under lake/<table>/_checkpoint/<shard>/ (one level deeper than the table's files, so neither the
+    # DuckDB views nor `rows` see them); in the bucket too when the lake is S3, so a retry on another
+    # machine finds them.
+    def add_checkpoint(self, table: str, shard: str, rows: Iterable[object]) -> None:
+        """Save `rows` of `table` that the current run of `shard` has finished: one more file, written
+        atomically. A run after a crash reads them back (`checkpoint_rows`) instead of redoing that work;
+        `clear_checkpoint` drops them once the shard's rows are replaced."""
+        rows = list(rows)
+        if not rows:
+            return
+        spec = self.spec(table)
+        path = self._checkpoint_dir(table, shard) / f"{time.time_ns():020d}-{os.getpid()}.parquet"
+        with self.lake_store.writing(path):
+            _atomic_write_parquet(rows_to_arrow(spec, rows), path)
+
+    def checkpoint_rows(self, table: str, shard: str) -> list:
+        """Rows saved by `add_checkpoint` for `shard` since its last `clear_checkpoint`, oldest first."""
+        spec = self.spec(table)
+        self.lake_store.refresh(table)
+        return [spec.row_from(record) for path in sorted(self._checkpoint_dir(table, shard).glob("*.parquet"))
+                for record in pq.read_table(path, schema=spec.schema).to_pylist()]
+
+    def clear_checkpoint(self, table: str, shard: str) -> None:
+        for path in self._checkpoint_dir(table, shard).glob("*.parquet"):
+            self.lake_store.delete(path)
+
+    def _checkpoint_dir(self, table: str, shard: str) -> Path:
+        return self.lake / table / CHECKPOINT_PART / _safe_name(shard)
 
     def delete_shard(self, table: str, shard: str) -> None:
         self.spec(table)

@@ -41,18 +41,11 @@ def transcripts(context: AssetExecutionContext, config: TranscriptsRunConfig, pa
 
 def _one_shard(context, config: TranscriptsConfig, panda: PandaResource, asr_model: AsrModelResource,
                shard: str) -> ShardResult:
-    from panda_dagster.lib.records import CUE_SOURCE_ASR
-    from panda_dagster.lib.transcripts.shard import VideoAudio, transcribe_shard
+    from panda_dagster.lib.transcripts.shard import transcribe_catalog_shard
 
-    catalog = panda.catalog()
-    videos = catalog.rows("videos", shard)
-    cues = catalog.rows("subtitles", shard)
-    result = transcribe_shard(
-        shard, [VideoAudio(v.video_id, v.local_path, v.probe.has_audio) for v in videos], cues, config,
-        model_spec=lambda: asr_model.locate()[1], load_model=asr_model.model,
-        existing_transcripts=catalog.rows("transcripts", shard), existing_cues=cues, progress=context.log.info)
-    catalog.replace_shard("subtitles", shard, result.cues, part=CUE_SOURCE_ASR)
-    catalog.replace_shard("transcripts", shard, result.transcripts)
+    result, n_videos = transcribe_catalog_shard(shard, panda.catalog(), config,
+                                                model_spec=lambda: asr_model.locate()[1],
+                                                load_model=asr_model.model, progress=context.log.info)
     for t in result.transcripts:
         if t.status == "failed":
             context.log.warning(f"ASR failed for {t.video_id}: {t.reason}")
@@ -64,7 +57,7 @@ def _one_shard(context, config: TranscriptsConfig, panda: PandaResource, asr_mod
     samples = [{"video_id": c.video_id, "start_s": c.start_s, "end_s": c.end_s, "text": c.text[:80]}
                for c in result.cues[:20]]
     metadata = {
-        "n_videos": len(videos),
+        "n_videos": n_videos,
         "n_transcribed_now": result.n_transcribed,
         "n_reused": result.n_reused,
         "n_asr_cues": len(result.cues),
@@ -75,6 +68,6 @@ def _one_shard(context, config: TranscriptsConfig, panda: PandaResource, asr_mod
         "transcripts": MetadataValue.md(markdown_table(preview)),
         "sample_cues": MetadataValue.md(markdown_table(samples)),
     }
-    outcomes = evaluate_transcripts_checks([v.video_id for v in videos], result.cues, result.transcripts,
+    outcomes = evaluate_transcripts_checks([t.video_id for t in result.transcripts], result.cues, result.transcripts,
                                            selected_checks(context))
     return ShardResult(metadata, outcomes)

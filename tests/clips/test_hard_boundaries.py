@@ -11,6 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from panda_dagster.lib.video.detectors import DetectorParams
+from panda_dagster.lib.video.detectors.hybrid import HybridParams
 from panda_dagster.lib.video.split import SplitConfig, split_video
 
 FPS = 25.0
@@ -125,6 +127,25 @@ def test_flashes_and_fast_pans_are_not_boundaries(hard_videos, name):
     result = split_video(path, SplitConfig(detector=DETECTOR, stitch=False))
     assert result.boundaries == [], result.boundaries
     assert len(result.shots) == 1
+
+
+def test_a_shot_relit_without_going_black_is_not_a_boundary(tmp_path):
+    """Light falling off across a nearly static shot (as when a lamp dims) changes most pixels a lot, and
+    slowly: only the brightness-normalised structure shows it is the same picture."""
+    frames = _shot(5, 110, pan_px=0.3)
+    ramp = 0.4 + 0.6 * np.arange(SIZE[0]) / SIZE[0]  # the right side darkens most
+    for k, frame in enumerate(frames):
+        progress = min(1.0, max(0.0, (k - 40) / 25))
+        gain = (1 - 0.6 * progress * ramp)[None, :, None]
+        frames[k] = np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    _write(tmp_path / "relit.mp4", frames)
+    result = split_video(tmp_path / "relit.mp4", SplitConfig(detector=DETECTOR, stitch=False))
+    assert result.boundaries == [], result.boundaries
+    # Without the structure test the same video gets a false gradual transition.
+    params = DetectorParams()
+    params.hybrid = HybridParams(gradual_min_structure=0.0)
+    loose = split_video(tmp_path / "relit.mp4", SplitConfig(detector=DETECTOR, stitch=False, detectors=params))
+    assert [b.kind for b in loose.boundaries] == ["gradual"]
 
 
 def test_the_old_content_detector_fails_every_case(hard_videos):

@@ -118,10 +118,12 @@ def caption_shard(
     progress: Callable[[str], None] | None = None,
     retry_failures: bool = False,
     prefetch_depth: int = 1,
+    on_rows: Callable[[list[TeacherCaption], list[TeacherFailure]], None] | None = None,
 ) -> ShardCaptions:
     """Rows of `teacher_captions` / `teacher_failures` for the shard: reused where the request is
     unchanged, generated otherwise. `runner_factory(spec)` returns the loaded model (default: the
-    process-wide `get_runner`)."""
+    process-wide `get_runner`). `on_rows(captions, failures)` gets the rows of every generated batch as
+    soon as it is done (the caller checkpoints them, so a crash loses at most one batch)."""
     runner_factory = runner_factory or get_runner
     cues_of = cues_by_video(cues)
     previous: dict[tuple[str, str], TeacherCaption | TeacherFailure] = {}
@@ -155,7 +157,7 @@ def caption_shard(
             todo.sort(key=lambda r: r.video_id)
             try:
                 _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, stats, progress,
-                                      prefetch_depth)
+                                      prefetch_depth, on_rows)
             except ModelUnavailableError as exc:
                 # The other teachers still run; the caller reports the missing model (no rows are
                 # written for its pending clips, so they are generated once the model is available).
@@ -185,7 +187,8 @@ def _failure(shard: str, spec: TeacherSpec, revision: str, request: TeacherReque
     )
 
 
-def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, stats, progress, prefetch_depth):
+def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, stats, progress, prefetch_depth,
+                          on_rows=None):
     runner = runner_factory(spec)
     revision = runner.revision
     started = time.perf_counter()
@@ -218,7 +221,7 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
     chunks = [todo[i: i + spec.batch_size] for i in range(0, len(todo), spec.batch_size)]
     try:
         _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
-                    result, stats, meter)
+                    result, stats, meter, on_rows)
     finally:
         end_pass = getattr(runner, "end_pass", None)  # test doubles may not extend TeacherRunner
         if end_pass:
@@ -230,9 +233,10 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
 
 
 def _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
-                result, stats, meter):
+                result, stats, meter, on_rows=None):
     echoes_prompt = teacher_kind(spec.kind).echoes_prompt
     for _, prepared in prefetch(chunks, prepare_chunk, depth=prefetch_depth):
+        n_captions, n_failures = len(result.captions), len(result.failures)
         if isinstance(prepared, BaseException):  # the loader itself broke: fail the whole chunk loudly
             raise prepared
         ready = [p for p in prepared if isinstance(p, Prepared)]
@@ -263,4 +267,6 @@ def _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, lat
         for item, reason, detail in outcome.failures:
             result.failures.append(_failure(shard, spec, revision, item.request, reason, profile, detail))
             stats.n_failed += 1
+        if on_rows is not None:
+            on_rows(result.captions[n_captions:], result.failures[n_failures:])
         meter.add(len(prepared))

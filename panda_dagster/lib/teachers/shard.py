@@ -2,7 +2,8 @@
 
 The Dagster `teacher_captions` asset is a thin wrapper around `caption_teacher_shard`; selecting the
 teachers (`select_teachers`) and deciding which clips to caption live here so they are tested without
-Dagster. Idempotent: the shard's `teacher_captions` / `teacher_failures` rows are replaced as a whole.
+Dagster. Idempotent: the shard's `teacher_captions` / `teacher_failures` rows are replaced as a whole;
+every finished batch is checkpointed first, so a run after a crash does not caption those clips again.
 Cues come from the one `subtitles` table (subtitle files and ASR alike), for narration and prompts.
 """
 
@@ -77,10 +78,21 @@ def caption_teacher_shard(
                  f"the clip filters), {len(videos)} videos, teachers {[t.name for t in teachers]}")
     previous_captions = catalog.rows("teacher_captions", shard)
     previous_failures = catalog.rows("teacher_failures", shard)
+    # Batches a killed run finished (newer than the table's rows: they win in the cache).
+    saved_captions = catalog.checkpoint_rows("teacher_captions", shard)
+    saved_failures = catalog.checkpoint_rows("teacher_failures", shard)
+    if progress and (saved_captions or saved_failures):
+        progress(f"shard {shard}: {len(saved_captions)} captions and {len(saved_failures)} failures checkpointed "
+                 "by an earlier run that did not finish are reused")
+
+    def checkpoint(captions, failures) -> None:
+        catalog.add_checkpoint("teacher_captions", shard, captions)
+        catalog.add_checkpoint("teacher_failures", shard, failures)
+
     result = caption_shard(
-        shard, teachers, clips, videos, cues, profile=profile, existing_captions=previous_captions,
-        existing_failures=previous_failures, runner_factory=runner_factory, progress=progress,
-        retry_failures=config.retry_failures,
+        shard, teachers, clips, videos, cues, profile=profile, existing_captions=previous_captions + saved_captions,
+        existing_failures=previous_failures + saved_failures, runner_factory=runner_factory, progress=progress,
+        retry_failures=config.retry_failures, on_rows=checkpoint,
     )
     if config.only:  # keep the other teachers' rows: `only` narrows the work, not the table
         kept = {t.name for t in teachers}
@@ -88,6 +100,8 @@ def caption_teacher_shard(
         result.failures += [f for f in previous_failures if f.teacher not in kept]
     catalog.replace_shard("teacher_captions", shard, result.captions)
     catalog.replace_shard("teacher_failures", shard, result.failures)
+    catalog.clear_checkpoint("teacher_captions", shard)
+    catalog.clear_checkpoint("teacher_failures", shard)
     n_asr = sum(1 for c in cues if c.source == CUE_SOURCE_ASR)
     return TeacherShardRun(result, len(all_clips), len(clips), {"subtitle": len(cues) - n_asr, "asr": n_asr},
                            len(videos))

@@ -1,9 +1,9 @@
 """Transcribe the videos of one shard: which videos need speech recognition, what a previous run already
 did, and the rows to write (cues for `subtitles` part `asr`, one `transcripts` row per video).
 
-The `transcripts` asset is a thin wrapper around `transcribe_shard`. Incremental: a video whose previous
-transcript came from the same model id + revision with the same recognition settings keeps its cues; a
-failed one is retried.
+The `transcripts` asset is a thin wrapper around `transcribe_catalog_shard`. Incremental: a video whose
+previous transcript came from the same model id + revision with the same recognition settings keeps its
+cues; a failed one is retried; a video recognised by a run that was killed before the end is not redone.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from panda_dagster.lib.catalog import Catalog
 from panda_dagster.lib.models.base import ModelSpec
 from panda_dagster.lib.records import CUE_SOURCE_ASR, CUE_SOURCE_SUBTITLE, Cue
 from panda_dagster.lib.transcripts import records as status
@@ -89,6 +90,7 @@ def transcribe_shard(
     existing_cues: Iterable[Cue] = (),
     audio_loader: Callable[[str], object] = load_audio,
     progress: Callable[[str], None] | None = None,
+    on_video: Callable[[Transcript, list[Cue]], None] | None = None,
 ) -> ShardTranscripts:
     """Cues and transcript rows for every video of the shard.
 
@@ -96,7 +98,8 @@ def transcribe_shard(
     when some video needs ASR, and `load_model()` only when some video is not already transcribed, so a
     shard of subtitled or already transcribed videos never loads (or even looks for) the model. Either
     raising is a configuration problem and propagates; a video whose audio or recognition fails gets a
-    `failed` row (retried by the next run).
+    `failed` row (retried by the next run). `on_video(row, cues)` gets every video recognised now, as
+    soon as it is done (the caller checkpoints it).
     """
     started = time.perf_counter()
     options = config.options()
@@ -116,6 +119,7 @@ def transcribe_shard(
 
     cues: list[Cue] = []
     rows: list[Transcript] = []
+    video_cues: list[Cue] = []
     model: WhisperAsr | None = None
     n_done = n_reused = 0
     for position, video in enumerate(videos, 1):
@@ -147,9 +151,9 @@ def transcribe_shard(
         except Exception as exc:  # noqa: BLE001  the model raised on this audio: one video, not the shard
             rows.append(Transcript(**base, status=status.FAILED, reason=f"{type(exc).__name__}: {str(exc)[:300]}"))
             continue
-        for index, seg in enumerate(result.cues):
-            cues.append(Cue(seg.start_s, seg.end_s, seg.text, video_id=video.video_id, shard=shard, cue_index=index,
-                            source=CUE_SOURCE_ASR, origin=model_id))
+        video_cues = [Cue(seg.start_s, seg.end_s, seg.text, video_id=video.video_id, shard=shard, cue_index=index,
+                          source=CUE_SOURCE_ASR, origin=model_id) for index, seg in enumerate(result.cues)]
+        cues += video_cues
         rows.append(Transcript(
             **base, status=status.OK if result.cues else status.NO_SPEECH,
             reason=None if result.cues else ("no speech found by voice-activity filtering" if result.speech_s == 0
@@ -158,10 +162,63 @@ def transcribe_shard(
             n_words=result.n_words, duration_s=result.duration_s if result.duration_s else round(len(audio) / SAMPLE_RATE, 3),
             speech_s=result.speech_s, latency_ms=round((time.perf_counter() - t0) * 1000, 1),
             trained=model.trained, models_label=model.label))
+        if on_video is not None:
+            on_video(rows[-1], video_cues)
         n_done += 1
         if progress:
             progress(f"asr {model_id}: video {position}/{len(videos)} {video.video_id}: {len(result.cues)} cues, "
                      f"language {result.language}")
     label = spec.label if spec is not None else "none (no video needed ASR)"
     return ShardTranscripts(cues, rows, n_done, n_reused, label, time.perf_counter() - started)
+
+
+def transcribe_catalog_shard(
+    shard: str,
+    catalog: Catalog,
+    config: TranscriptsConfig,
+    model_spec: Callable[[], ModelSpec],
+    load_model: Callable[[], WhisperAsr],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[ShardTranscripts, int]:
+    """`transcribe_shard` over the catalog's rows of `shard`, then its `subtitles` part `asr` and its
+    `transcripts` rows replaced. Every video recognised is checkpointed at once, so a run after a crash
+    reuses it (checkpointed videos win over the table's older rows). Returns the result and the shard's
+    number of videos."""
+    videos = catalog.rows("videos", shard)
+    cues = catalog.rows("subtitles", shard)
+    saved_rows = catalog.checkpoint_rows("transcripts", shard)
+    saved = {t.video_id: t for t in saved_rows}  # the latest row per video
+    saved_cues = _cues_of_saved_rows(catalog.checkpoint_rows("subtitles", shard), saved)
+    if progress and saved:
+        progress(f"shard {shard}: {len(saved)} videos transcribed by an earlier run that did not finish are reused")
+
+    def checkpoint(row: Transcript, video_cues: list[Cue]) -> None:
+        catalog.add_checkpoint("subtitles", shard, video_cues)  # first: a row without its cues is never saved
+        catalog.add_checkpoint("transcripts", shard, [row])
+
+    result = transcribe_shard(
+        shard, [VideoAudio(v.video_id, v.local_path, v.probe.has_audio) for v in videos], cues, config,
+        model_spec=model_spec, load_model=load_model,
+        existing_transcripts=[t for t in catalog.rows("transcripts", shard) if t.video_id not in saved] + saved_rows,
+        existing_cues=[c for c in cues if c.video_id not in saved] + saved_cues,
+        progress=progress, on_video=checkpoint)
+    catalog.replace_shard("subtitles", shard, result.cues, part=CUE_SOURCE_ASR)
+    catalog.replace_shard("transcripts", shard, result.transcripts)
+    catalog.clear_checkpoint("subtitles", shard)
+    catalog.clear_checkpoint("transcripts", shard)
+    return result, len(videos)
+
+
+def _cues_of_saved_rows(cues: list[Cue], rows: dict[str, Transcript]) -> list[Cue]:
+    """The checkpointed cues that belong to the checkpointed rows. A video's cues are saved just before its
+    row, so they are its last `n_cues` cues; earlier ones are from a run killed in between."""
+    by_video: dict[str, list[Cue]] = {}
+    for cue in cues:
+        by_video.setdefault(cue.video_id, []).append(cue)
+    out: list[Cue] = []
+    for video_id, row in rows.items():
+        n = row.n_cues or 0
+        out += by_video.get(video_id, [])[-n:] if n else []
+    return out
 

@@ -118,7 +118,23 @@ def _resize_into(src: np.ndarray, dst: np.ndarray, antialias: bool) -> None:
     if antialias:
         while src.shape[1] >= 2 * dw and src.shape[0] >= 2 * dh:
             src = cv2.resize(src, (src.shape[1] // 2, src.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    else:
+        factor = _odd_integer_factor(src.shape, dst.shape)
+        if factor:
+            # Bilinear at an odd integer factor samples exactly source pixel factor * x + factor // 2 with
+            # weight 1 (e.g. 1280x720 -> 256x144): a strided copy gives the same bytes in a third of the time.
+            np.copyto(dst, src[factor // 2::factor, factor // 2::factor][:dh, :dw])
+            return
     cv2.resize(src, (dw, dh), dst=dst, interpolation=cv2.INTER_LINEAR)
+
+
+def _odd_integer_factor(src_shape: tuple[int, ...], dst_shape: tuple[int, ...]) -> int:
+    """k when `src` is exactly k times `dst` in both directions and k is odd and > 1, else 0."""
+    (sh, sw), (dh, dw) = src_shape[:2], dst_shape[:2]
+    if dh and dw and sh % dh == 0 and sw % dw == 0 and sh // dh == sw // dw:
+        k = sh // dh
+        return k if k > 1 and k % 2 == 1 else 0
+    return 0
 
 
 def _small_i420(frame, size: tuple[int, int], antialias: bool) -> np.ndarray:

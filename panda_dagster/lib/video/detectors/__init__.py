@@ -37,7 +37,7 @@ REGISTRY: dict[str, str] = {
     "hybrid": "hybrid:HybridDetector",
 }
 DETECTORS = tuple(REGISTRY)
-DEFAULT_DETECTOR = "content"
+DEFAULT_DETECTOR = "hybrid"
 
 
 def detector_class(name: str) -> type[ShotDetector]:

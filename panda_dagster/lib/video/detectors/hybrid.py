@@ -12,6 +12,10 @@ thumbnail (~4 KB; the frame TransNetV2 reads). The decisions run afterwards over
   zoom of one matches the other (a pan or zoom), most of the picture changed (not an overlay popping in)
   and the colour histograms differ. The span is refined to the frames between the two shots
   (progress 15 %..85 % from the one to the other).
+  Two ends with the same picture structure once brightness is normalised (an exposure change, a light
+  coming on, one car leaving a parking lot) are not a transition.
+- **Fades** from the mean brightness alone: every run of black frames with the steady ramp into it (fade
+  out) and out of it (fade in) is one gradual transition spanning ramp, hold and ramp.
 - Boundaries closer than `merge_gap` frames, or separated only by dark frames (fade to black, black
   hold, fade in), become one gradual transition.
 """
@@ -30,6 +34,9 @@ THUMB_SHAPE = (27, 48, 3)
 SCORE_DTYPE = np.dtype([("content", np.float64), ("thumb", np.uint8, THUMB_SHAPE)])
 GAIN_GATE = 0.7
 BLACK_LEVEL = 0.04  # mean thumbnail level (0-1) of a black frame
+FADE_STEP = 0.002  # least brightness change per frame (0-1) inside a fade ramp
+MIN_FADE_FRAMES = 3
+FADE_MIN_TOP = 2 * BLACK_LEVEL  # a fade ramp reaches at least this brightness
 CHUNK = 2048  # frames per vectorised step (bounds memory on long videos)
 
 
@@ -83,6 +90,11 @@ class HybridParams:
     gradual_min_area: float = field(default=0.3, metadata={"help": "Share of the picture that must change"})
     gradual_min_colour_change: float = field(default=0.35, metadata={
         "help": "Colour-histogram distance (0-1) between the two ends"})
+    gradual_min_structure: float = field(default=0.25, metadata={
+        "help": "Share of the picture whose brightness-normalised content differs between the two ends "
+        "(less = the same picture lit differently or with one object gone; fades are found from brightness)"})
+    fade_max_frames: int = field(default=120, metadata={
+        "help": "Longest fade out to (or in from) black, frames"})
     lags: list[int] = field(default_factory=lambda: [5, 8, 12, 17, 23], metadata={
         "help": "Half-widths (frames) of the windows gradual transitions are looked for in"})
     merge_gap: int = field(default=8, metadata={"help": "Boundaries this close (frames) become one"})
@@ -172,6 +184,47 @@ def _colour_distance(ha: np.ndarray, hb: np.ndarray) -> float:
     return 0.5 * float(np.abs(ha - hb).sum())
 
 
+def _structure_change(a: np.ndarray, b: np.ndarray, max_dx: int = 2, max_dy: int = 1) -> float:
+    """Share of pixels whose grey level, each picture normalised to zero mean and unit spread (lightly
+    blurred against noise), differs by more than one spread, at the best shift of up to (max_dx, max_dy)
+    pixels (a slow pan): ~0 for one picture under other light, about half for two unrelated pictures.
+    1 when either is flat."""
+    import cv2
+
+    grey = [cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_BGR2GRAY).astype(np.float32) for x in (a, b)]
+    spreads = [float(g.std()) for g in grey]
+    if min(spreads) < 4.0:
+        return 1.0
+    za, zb = (cv2.blur((g - g.mean()) / sd, (3, 3)) for g, sd in zip(grey, spreads))
+    h, w = za.shape
+    best = 1.0
+    for dy in range(-max_dy, max_dy + 1):
+        for dx in range(-max_dx, max_dx + 1):
+            ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
+            hh, ww = h - abs(dy), w - abs(dx)
+            diff = np.abs(za[ya:ya + hh, xa:xa + ww] - zb[yb:yb + hh, xb:xb + ww])
+            best = min(best, float((diff > 1.0).mean()))
+    return best
+
+
+def _ramp_end(luma: np.ndarray, edge: int, direction: int, limit: int) -> int:
+    """From black frame `edge`, walk in `direction` while the brightness keeps rising (one flat step
+    allowed: frame-doubled footage); the last frame of the ramp (`edge` when there is none)."""
+    n = len(luma)
+    k, flat = edge, 0
+    while 0 <= k + direction < n and abs(k + direction - edge) <= limit:
+        step = float(luma[k + direction] - luma[k])
+        if step > FADE_STEP:
+            flat = 0
+        elif step > -FADE_STEP and flat == 0 and 0 <= k + 2 * direction < n \
+                and float(luma[k + 2 * direction] - luma[k]) > FADE_STEP:
+            flat = 1
+        else:
+            break
+        k += direction
+    return k
+
+
 class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=HybridScorer,
                      summary="HSV hard cuts plus gradual transitions (dissolves, fades, wipes) from thumbnails; "
                      "flashes, fast motion, pans, zooms and overlays rejected"):
@@ -179,22 +232,32 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
     def detect(self, scores: np.ndarray, fps: float) -> Detection:
         content = np.asarray(scores["content"], dtype=np.float64)
         thumbs = np.asarray(scores["thumb"])
-        cuts = self._hard_cuts(content, thumbs)
-        gradual = self._gradual(thumbs, cuts)
         luma = thumbs.reshape(len(thumbs), -1).mean(axis=1) / 255.0 if len(thumbs) else np.zeros(0)
-        boundaries = self._merge([Boundary.cut(c) for c in cuts] + gradual, luma)
+        cuts = self._hard_cuts(content, thumbs)
+        gradual = self._gradual(thumbs, cuts, luma)
+        fades = self._fades(luma)
+        boundaries = self._merge([Boundary.cut(c) for c in cuts] + gradual + fades, luma)
         boundaries = [b for b in boundaries if not self._fade_at_an_end(b, luma)]
         return Detection(self.name, boundaries, content)
 
     def _fade_at_an_end(self, b: Boundary, luma: np.ndarray) -> bool:
         """A fade in from black at the very start (or out to black at the very end) has no shot on one
-        side: not a boundary."""
-        if b.kind != "gradual" or not len(luma):
+        side: not a boundary. It is one when it lies within the brightness ramp out of the first black
+        frames (into the last ones)."""
+        n = len(luma)
+        if b.kind != "gradual" or not n:
             return False
-        dark = BLACK_LEVEL
-        lead_in = luma[0] < dark and float(luma[: b.start + 1].max()) <= float(luma[min(b.end, len(luma) - 1)]) + 0.02
-        tail = luma[-1] < dark and float(luma[b.end - 1:].max()) <= float(luma[max(b.start - 1, 0)]) + 0.02
-        return bool(lead_in or tail)
+        limit, gap = self.params.fade_max_frames, self.params.merge_gap
+        if luma[0] < BLACK_LEVEL:
+            last_black = int(np.argmax(luma >= BLACK_LEVEL)) - 1 if (luma >= BLACK_LEVEL).any() else n - 1
+            if b.start <= _ramp_end(luma, last_black, +1, limit) + gap:
+                return True
+        if luma[-1] < BLACK_LEVEL:
+            bright = np.flatnonzero(luma >= BLACK_LEVEL)
+            first_black = int(bright[-1]) + 1 if len(bright) else 0
+            if b.end >= _ramp_end(luma, first_black, -1, limit) - gap:
+                return True
+        return False
 
     # ----------------------------------------------------------------------------------- hard cuts
 
@@ -228,7 +291,7 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
 
     # ---------------------------------------------------------------------------------- gradual
 
-    def _gradual(self, thumbs: np.ndarray, cuts: list[int]) -> list[Boundary]:
+    def _gradual(self, thumbs: np.ndarray, cuts: list[int], luma: np.ndarray) -> list[Boundary]:
         p = self.params
         n = len(thumbs)
         if n < 12:
@@ -270,8 +333,33 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
             same_shot = p.gradual_min_shift_distance * change  # a pan or zoom matches the two ends this well
             if _shift_distance(first, last) < same_shot or _zoom_distance(first, last) < same_shot:
                 continue
+            if min(luma[a], luma[b]) >= p.dark_level and _structure_change(thumbs[a], thumbs[b]) < p.gradual_min_structure:
+                continue  # the same picture lit differently (fades into or out of black are `_fades`)
             taken.append((a, b))
             found.append(self._span(thumbs, a, b))
+        return found
+
+    def _fades(self, luma: np.ndarray) -> list[Boundary]:
+        """A run of black frames plus the steady ramps into and out of it, when at least one ramp is a
+        fade (several frames long, from a picture clearly brighter than black); runs touching the start or
+        end of the video are left to `_fade_at_an_end`."""
+        n = len(luma)
+        black = luma < BLACK_LEVEL
+        found: list[Boundary] = []
+        i = 0
+        while i < n:
+            if not black[i]:
+                i += 1
+                continue
+            j = i
+            while j < n and black[j]:
+                j += 1
+            start = _ramp_end(luma, i, -1, self.params.fade_max_frames)
+            end = _ramp_end(luma, j - 1, +1, self.params.fade_max_frames) + 1
+            ramps = [(i - start, float(luma[start])), (end - j, float(luma[end - 1]))]
+            if start > 0 and end < n and any(k >= MIN_FADE_FRAMES and top >= FADE_MIN_TOP for k, top in ramps):
+                found.append(Boundary.gradual(start, end, "fade"))
+            i = j
         return found
 
     @staticmethod
