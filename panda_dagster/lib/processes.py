@@ -1,5 +1,6 @@
-"""Is a process alive? One answer for the project: dead-run detection (`instance/dead_runs.py`) and the
-tests that prove helper processes (METEOR's JVM) are gone. Standard library only."""
+"""Processes and cores, one answer each for the project: is a process alive (dead-run detection in
+`instance/dead_runs.py`, the tests that prove helper processes such as METEOR's JVM are gone) and how
+many cores this process may use. Standard library only."""
 
 from __future__ import annotations
 
@@ -46,3 +47,11 @@ def process_alive(pid: int, not_started_after: float | None = None) -> bool:
             if started > not_started_after + START_TIME_SLACK_S:
                 return False  # the pid was recycled
     return True
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

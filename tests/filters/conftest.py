@@ -15,7 +15,7 @@ SIZE = (432, 240)  # short side 240: at the low_resolution bar, so only the filt
 
 
 def split_into_inputs(path: Path, shard: str = "s-test", video_id: str | None = None):
-    """Clips of a video as `clips` makes them (content detector, no stitching), key frames as stored
+    """Clips of a video as `clips` makes them (default detector, no stitching), key frames as stored
     (JPEG round trip), ready for the filters."""
     import av
     import cv2

@@ -65,3 +65,40 @@ def test_an_unreadable_key_frame_keeps_the_clip_and_names_the_error(tmp_path):
     assert all(row.keep and row.sharpness is None for row in result.rows)
     (first, second) = quarantine_rows(result, {"v": "/videos/v.mp4"}, "s", "clip_filters")
     assert first.uri == "/videos/v.mp4" and first.stage == "clip_filters" and first.action == "kept_partial"
+
+
+def test_videos_scored_in_parallel_threads_give_the_sequential_rows(videos, monkeypatch):
+    import dataclasses
+    import threading
+
+    from panda_dagster.lib.filters.registry import CLIP_FILTERS, FILTER_NAMES, FiltersParams
+    from panda_dagster.lib.filters.run import MotionFrameSource, filter_shard
+
+    clips, paths = [], {}
+    for name in ("objects", "pan", "subtitles", "dark"):
+        found, where = split_into_inputs(videos[name])
+        clips += found
+        paths.update(where)
+    threads = set()
+    quality = CLIP_FILTERS["quality"]
+    original = type(quality).score
+
+    def spying(self, clip, params):
+        threads.add(threading.current_thread().name)
+        return original(self, clip, params)
+
+    monkeypatch.setattr(type(quality), "score", spying)
+
+    def run(workers):
+        keyframes = {c.clip_id: list(c.keyframes) for c in clips}  # scoring releases them
+        params = FiltersParams(enabled=[n for n in FILTER_NAMES if n != "duplicates"], workers=workers)
+        result = filter_shard(clips, params, frames=MotionFrameSource(paths, None))
+        for c in clips:
+            c.keyframes = keyframes[c.clip_id]
+        return [dataclasses.replace(row, created_at=None) for row in result.rows]
+
+    sequential = run(1)
+    assert threads == {threading.current_thread().name}
+    threads.clear()
+    assert run(2) == sequential
+    assert len(threads) == 2 and all(t.startswith("clip-filters") for t in threads)

@@ -41,11 +41,15 @@ class FiltersParams:
     text: TextParams = field(default_factory=TextParams, metadata={"help": "Text overlays (OCR)"})
     nsfw: NsfwParams = field(default_factory=NsfwParams, metadata={"help": "open_nsfw probability"})
     duplicates: DuplicateParams = field(default_factory=DuplicateParams, metadata={"help": "Near-duplicates"})
+    workers: int = field(default=0, metadata={
+        "help": "Threads scoring different videos at once (0 = one per usable core)"})
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.enabled) - set(FILTER_NAMES))
         if unknown:
             raise ValueError(f"unknown filters {unknown}; known: {', '.join(FILTER_NAMES)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0 (0 = one per usable core), got {self.workers}")
 
     def params_for(self, name: str):
         return getattr(self, name)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -16,6 +18,7 @@ from panda_dagster.lib.filters.duplicates import DUPLICATE, Fingerprint, find_du
 from panda_dagster.lib.filters.frames import ClipSpan, decode_motion_frames, motion_frames_key, sample_videos
 from panda_dagster.lib.filters.records import SCORE_COLUMNS, ClipFilterRecord
 from panda_dagster.lib.filters.registry import CLIP_FILTERS, DUPLICATES, FiltersParams
+from panda_dagster.lib.processes import usable_cores
 
 
 @dataclass
@@ -33,15 +36,20 @@ class ShardFilterResult:
 
 
 class _Timer:
+    """CPU seconds per step, summed over the scoring threads (each thread's own CPU time)."""
+
     def __init__(self) -> None:
         self.cpu: Counter = Counter()
+        self._lock = threading.Lock()
 
     def __call__(self, step: str, fn: Callable, *args):
-        started = time.process_time()
+        started = time.thread_time()
         try:
             return fn(*args)
         finally:
-            self.cpu[step] += time.process_time() - started
+            spent = time.thread_time() - started
+            with self._lock:
+                self.cpu[step] += spent
 
 
 def attach_motion_frames(clips: Sequence[ClipInputs], video_paths: dict[str, str],
@@ -82,9 +90,11 @@ class FrameSource(Protocol):
 
 def filter_shard(clips: Sequence[ClipInputs], params: FiltersParams, *,
                  other_shards: Sequence[Fingerprint] = (), frames: FrameSource | None = None) -> ShardFilterResult:
-    """Score and decide every clip, one video at a time (its frames are released before the next one:
-    memory stays at one video's clips). `frames` attaches the small frames and runs only when an enabled
-    filter needs them; `other_shards`: kept clips of other shards, for duplicates."""
+    """Score and decide every clip, one video at a time per thread (a video's frames are released before
+    the thread takes the next one: memory stays at `params.workers` videos' clips). Those threads (0 = one
+    per usable core) score different videos at once: the OCR and NSFW models (ONNX Runtime, one thread
+    each), OpenCV and NumPy release the GIL. `frames` attaches the small frames and runs only when an
+    enabled filter needs them; `other_shards`: kept clips of other shards, for duplicates."""
     timer = _Timer()
     scores: dict[str, dict[str, float]] = {c.clip_id: {} for c in clips}
     reasons: dict[str, list[str]] = {c.clip_id: [] for c in clips}
@@ -94,7 +104,8 @@ def filter_shard(clips: Sequence[ClipInputs], params: FiltersParams, *,
     by_video: dict[str, list[ClipInputs]] = {}
     for clip in clips:
         by_video.setdefault(clip.video_id, []).append(clip)
-    for group in by_video.values():
+
+    def score_video(group: list[ClipInputs]) -> None:
         if frames is not None and params.needs_motion_frames():
             timer("frames", frames, group)
         for clip in group:
@@ -118,6 +129,14 @@ def filter_shard(clips: Sequence[ClipInputs], params: FiltersParams, *,
                     errors.setdefault(clip.clip_id, f"{DUPLICATES}: {type(exc).__name__}: {exc}")
             clip.release_frames()
 
+    groups = list(by_video.values())
+    threads = min(params.workers or usable_cores(), len(groups))
+    if threads <= 1:
+        for group in groups:
+            score_video(group)
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clip-filters") as pool:
+            list(pool.map(score_video, groups))
     notes = frames.notes() if frames is not None and params.needs_motion_frames() else []
     duplicate_of: dict[str, str | None] = {}
     n_elsewhere = 0
@@ -160,12 +179,14 @@ class MotionFrameSource:
         self.video_paths, self.read_stored = video_paths, read_stored
         self.n_stored = self.n_decoded = 0
         self.errors: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, clips: Sequence[ClipInputs]) -> None:
         n_stored, n_decoded, errors = attach_motion_frames(clips, self.video_paths, self.read_stored)
-        self.n_stored += n_stored
-        self.n_decoded += n_decoded
-        self.errors.update(errors)
+        with self._lock:  # called from the scoring threads
+            self.n_stored += n_stored
+            self.n_decoded += n_decoded
+            self.errors.update(errors)
 
     def notes(self) -> list[str]:
         notes = []

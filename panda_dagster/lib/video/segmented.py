@@ -33,6 +33,7 @@ from panda_dagster.lib.video.decode import (
     decode_segment,
     select_samples,
 )
+from panda_dagster.lib.processes import usable_cores
 from panda_dagster.lib.video.detectors import FrameScorer
 
 MIN_SEGMENTED_S = 60.0  # shorter videos: process start-up would eat most of the gain
@@ -54,14 +55,6 @@ class SegmentJob:
     # A second frame consumer fed the same frames (e.g. the motion-frame sampler of clip_filters), returned
     # with the stretch's result; picklable, like make_scorer.
     make_companion: Callable[[], Any] | None = None
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the platform tells)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def free_cores(window_s: float = 0.1) -> float | None:
