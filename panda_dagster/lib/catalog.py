@@ -200,7 +200,7 @@ class Catalog:
         arrow = rows_to_arrow(spec, rows)
         # Part values may be model ids ("org/name"): the folder name only needs to be unique and safe.
         part_dir = _safe_name(part.replace("/", "--")) if part is not None else UNSPLIT_PART
-        if part is not None and part_dir == UNSPLIT_PART:
+        if part is not None and part_dir in (UNSPLIT_PART, SCHEMA_PART, CHECKPOINT_PART):
             raise ValueError(f"table {table}: part name {part!r} is reserved")
         path = self.lake / table / part_dir / f"{_safe_name(shard)}.parquet"
         with self.lake_store.writing(path):

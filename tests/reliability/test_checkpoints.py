@@ -59,6 +59,7 @@ def test_teacher_batches_finished_before_a_kill_are_not_captioned_again(tmp_path
     _kill_after_checkpoints(home, "teachers", "teacher_captions", at_least=2)
     saved = {c.clip_id for c in catalog.checkpoint_rows("teacher_captions", SHARD)}
     assert 4 <= len(saved) < 12 and catalog.rows("teacher_captions", SHARD) == []  # batches of 2
+    assert catalog.query("SELECT count(*) AS n FROM teacher_captions")["n"].iloc[0] == 0  # not in the views
 
     SlowRunner.calls.clear()
     run = run_teachers(str(home), SHARD, 0.0)

@@ -119,7 +119,6 @@ def transcribe_shard(
 
     cues: list[Cue] = []
     rows: list[Transcript] = []
-    video_cues: list[Cue] = []
     model: WhisperAsr | None = None
     n_done = n_reused = 0
     for position, video in enumerate(videos, 1):

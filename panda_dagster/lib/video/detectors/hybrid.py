@@ -242,8 +242,8 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
 
     def _fade_at_an_end(self, b: Boundary, luma: np.ndarray) -> bool:
         """A fade in from black at the very start (or out to black at the very end) has no shot on one
-        side: not a boundary. It is one when it lies within the brightness ramp out of the first black
-        frames (into the last ones)."""
+        side: not a boundary. `b` is such a fade when it lies within the brightness ramp out of the
+        video's first black frames (or into its last ones)."""
         n = len(luma)
         if b.kind != "gradual" or not n:
             return False
@@ -333,8 +333,9 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
             same_shot = p.gradual_min_shift_distance * change  # a pan or zoom matches the two ends this well
             if _shift_distance(first, last) < same_shot or _zoom_distance(first, last) < same_shot:
                 continue
-            if min(luma[a], luma[b]) >= p.dark_level and _structure_change(thumbs[a], thumbs[b]) < p.gradual_min_structure:
-                continue  # the same picture lit differently (fades into or out of black are `_fades`)
+            lit = min(luma[a], luma[b]) >= p.dark_level  # fades into or out of black are `_fades`' work
+            if lit and _structure_change(thumbs[a], thumbs[b]) < p.gradual_min_structure:
+                continue  # the same picture lit differently
             taken.append((a, b))
             found.append(self._span(thumbs, a, b))
         return found
