@@ -1,5 +1,6 @@
-"""Video-LLM frame sampling: one open of the video per clip (the old path) vs one open per video for all
-its clips (`VideoFrameSampler`, what the video_llm teacher does now).
+"""Video-LLM frame sampling: one decord open of the video per clip (the first path), one decord open per
+video for all its clips (the second), and `VideoFrameSampler` as the video_llm teacher uses it now (one
+PyAV open per video decoded forward, reference frames only, frame threads).
 
     .venv/bin/python benchmarks/frame_sampling_bench.py [VIDEO] [--clip-s 4] [--frames 8] [--max-clips 60]
 
@@ -58,9 +59,15 @@ def main() -> None:
         for t in times:
             _sample_decord(sampler, args.video, t)
     new_s = time.perf_counter() - started
+    started = time.perf_counter()
+    with VideoFrameSampler() as forward:
+        for t in times:
+            forward.sample(args.video, t)
+    forward_s = time.perf_counter() - started
     print(f"{Path(args.video).name}: {len(spans)} clips x {args.frames} frames")
     print(f"  open per clip (old): {2 * len(spans)} opens, {old_s:.2f} s ({len(spans) / old_s:.1f} clips/s)")
     print(f"  one open per video:  {sampler.opens} open,  {new_s:.2f} s ({len(spans) / new_s:.1f} clips/s)")
+    print(f"  forward PyAV (now):  {forward.opens} open,  {forward_s:.2f} s ({len(spans) / forward_s:.1f} clips/s)")
 
 
 if __name__ == "__main__":

@@ -18,15 +18,28 @@ def _close(image, colour, tol=40):
     return np.abs(mean - np.array(COLOURS[colour])).max() < tol
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
 def test_sampled_frames_show_the_content_at_their_timestamps(colour_video, backend, monkeypatch):
-    if backend == "pyav":
-        monkeypatch.setattr(frames_mod, "_sample_decord", lambda *a: (_ for _ in ()).throw(RuntimeError("off")))
+    if backend == "decord":  # the fallback, where PyAV fails
+        monkeypatch.setattr(frames_mod, "_ForwardReader", lambda *a: (_ for _ in ()).throw(RuntimeError("off")))
     times = [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
     images = sample_video_frames(str(colour_video), times, max_side=64)
     assert len(images) == 6 and all(im.size == (64, 48) for im in images)
     for image, colour in zip(images, ORDER):
         assert _close(image, colour), colour
+
+
+def test_one_open_serves_times_out_of_order_by_seeking(colour_video):
+    """Forward decoding from one open: a time behind the position seeks back, one more than
+    SEEK_AHEAD_S ahead seeks forward; either way the frame shows that second's colour."""
+    from panda_dagster.lib.teachers.frames import SEEK_AHEAD_S, VideoFrameSampler
+
+    assert 4.5 - 0.5 > SEEK_AHEAD_S
+    with VideoFrameSampler(max_side=64) as sampler:
+        for times in ([0.5], [4.5, 5.5], [1.5], [2.5, 3.5]):
+            images = sampler.sample(str(colour_video), times)
+            assert [_close(im, ORDER[int(t)]) for im, t in zip(images, times)] == [True] * len(times), times
+        assert sampler.opens == 1
 
 
 def test_undecodable_video_raises_frame_error(tmp_path):

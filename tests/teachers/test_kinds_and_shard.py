@@ -57,17 +57,17 @@ def test_frame_sampler_serves_all_clips_of_a_video_from_one_open(colour_video, t
 
 
 def test_video_llm_teacher_decodes_each_video_once_per_shard(panda_home, colour_video, tmp_path, monkeypatch):
-    import decord
+    import av
 
     second = shutil.copy(colour_video, tmp_path / "second.mp4")
     opened: list[str] = []
-    real_reader = decord.VideoReader
+    real_open = av.open
 
-    def counting_reader(path, *args, **kwargs):
+    def counting_open(path, *args, **kwargs):
         opened.append(str(path))
-        return real_reader(path, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(decord, "VideoReader", counting_reader)
+    monkeypatch.setattr(av, "open", counting_open)
     from panda_dagster.lib.teachers.inputs import VideoInput
 
     videos = {"v1": VideoInput("v1", str(colour_video), "first"), "v2": VideoInput("v2", str(second), "second")}

@@ -4,6 +4,7 @@ inside the clip span (video-LLMs). Decoding runs in a worker thread while the mo
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,25 +50,29 @@ _decord_lock = threading.Lock()
 
 
 def sample_video_frames(path: str, timestamps_s: list[float], max_side: int = 768) -> list:
-    """PIL RGB frames at the given times (nearest frame), read with decord, PyAV as the fallback.
+    """PIL RGB frames at the given times (nearest frame), read with PyAV, decord as the fallback.
     Frames are downscaled to `max_side` on decode: processors resize them smaller anyway. Opens the
     file for this call only; `VideoFrameSampler` keeps it open for all clips of a video."""
     with VideoFrameSampler(max_side) as sampler:
         return sampler.sample(path, timestamps_s)
 
 
+SEEK_AHEAD_S = 3.0  # a time further ahead than this is reached by seeking, not by decoding up to it
+
+
 class VideoFrameSampler:
-    """Frames of one video at a time, from one open decord reader: the clips of a video, asked for one
-    after another, are all served by a single open (and decode) of that video. Asking for another video
-    closes the previous one. Not thread-safe: one sampler per prefetch thread."""
+    """Frames of one video at a time: the clips of a video, asked for one after another, are all served by
+    a single open of that video, decoded forward (PyAV, `_ForwardReader`); decord where PyAV fails.
+    Asking for another video closes the previous one. Not thread-safe: one sampler per prefetch thread."""
 
     def __init__(self, max_side: int = 768):
         self.max_side = max_side
         self._path: str | None = None
-        self._reader = None
+        self._reader = None  # decord.VideoReader
+        self._forward: _ForwardReader | None = None
         self._fps = 25.0
-        self._decord_refused: set[str] = set()  # videos decord cannot read: straight to PyAV
-        self.opens = 0  # files opened by this sampler (decord or PyAV)
+        self._pyav_refused: set[str] = set()  # videos PyAV failed on: straight to decord
+        self.opens = 0  # files opened by this sampler (PyAV or decord)
 
     def __enter__(self) -> "VideoFrameSampler":
         return self
@@ -76,28 +81,34 @@ class VideoFrameSampler:
         self.close()
 
     def close(self) -> None:
-        self._reader, self._path = None, None
+        if self._forward is not None:
+            self._forward.close()
+        self._reader, self._forward, self._path = None, None, None
 
     def sample(self, path: str, timestamps_s: list[float]) -> list:
         if not timestamps_s:
             return []
         try:
-            if path in self._decord_refused:
-                raise RuntimeError("decord could not read this video before")
-            return _sample_decord(self, path, timestamps_s)
-        except FrameError:
-            raise
-        except Exception as exc:  # decord refuses some containers; PyAV reads nearly everything
+            if path in self._pyav_refused:
+                raise RuntimeError("PyAV could not read this video before")
+            return self._forward_reader(path).frames_at(timestamps_s)
+        except Exception as exc:  # e.g. a stream PyAV decodes no frame of: decord has its own demuxers
             self.close()
-            self._decord_refused.add(path)
+            self._pyav_refused.add(path)
             try:
-                self.opens += 1
-                return _sample_pyav(path, timestamps_s, self.max_side)
+                return _sample_decord(self, path, timestamps_s)
             except Exception as exc2:
-                raise FrameError(f"cannot decode frames of {path}: decord: {exc}; PyAV: {exc2}") from exc2
+                raise FrameError(f"cannot decode frames of {path}: PyAV: {exc}; decord: {exc2}") from exc2
+
+    def _forward_reader(self, path: str) -> "_ForwardReader":
+        if self._path != path or self._forward is None:
+            self.close()
+            self.opens += 1
+            self._forward, self._path = _ForwardReader(path, self.max_side), path
+        return self._forward
 
     def _open(self, path: str):
-        if self._path != path:
+        if self._path != path or self._reader is None:
             import decord
 
             self.close()
@@ -111,10 +122,92 @@ class VideoFrameSampler:
         return self._reader
 
     def frame_indices(self, path: str, timestamps_s: list[float]) -> tuple[object, list[int]]:
-        """The open reader of `path` and the frame index nearest each time."""
+        """The open decord reader of `path` and the frame index nearest each time."""
         reader = self._open(path)
         n = len(reader)
         return reader, [min(n - 1, max(0, int(round(t * self._fps)))) for t in timestamps_s]
+
+
+class _ForwardReader:
+    """One open video decoded forward with PyAV for frames at increasing times. Only reference frames are
+    decoded (`skip_frame` NONREF: about half the frames of a typical H.264 stream, the rest needs no
+    decoding), so a returned frame is the decoded frame nearest the asked time, at most a frame or two
+    off: nothing a caption of a multi-second clip can see. FFmpeg's frame threads use every core. Times
+    behind the position, or more than SEEK_AHEAD_S ahead, seek to the keyframe before them."""
+
+    def __init__(self, path: str, max_side: int):
+        import av
+
+        self.max_side = max_side
+        self.container = av.open(path, metadata_errors="ignore")
+        if not self.container.streams.video:
+            self.container.close()
+            raise FrameError(f"{path}: no video stream")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.skip_frame = "NONREF"
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        self._step = 1.0 / float(rate) if rate and float(rate) > 0 else 0.04  # for frames without a time
+        self._decoded = None  # the frame iterator
+        self._after_seek = False
+        self._previous = None  # the last frame before the position
+        self._pending = None  # a decoded frame at or after the last asked time, not yet passed
+        self._position = -math.inf  # time of `_previous`
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _seek(self, t: float) -> None:
+        """Decode from the keyframe before `t` (from the start when `t` is near it; a fresh open near the
+        start does not seek at all: seeking is unreliable in some files)."""
+        time_base = self.stream.time_base
+        if time_base and t > SEEK_AHEAD_S:
+            self.container.seek(max(0, int((t - 1.0) / time_base)), stream=self.stream, backward=True,
+                                any_frame=False)
+        elif self._decoded is not None:
+            self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        self._decoded = self.container.decode(self.stream)
+        self._previous = self._pending = None
+        self._position = -math.inf
+        self._after_seek = True
+
+    def _next(self):
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        for frame in self._decoded:
+            if self._after_seek and not frame.key_frame:
+                continue  # frames of an open GOP before the keyframe seeked to may be broken
+            self._after_seek = False
+            return frame
+        return None
+
+    def frames_at(self, timestamps_s: list[float]) -> list:
+        images = []
+        for t in timestamps_s:
+            if self._decoded is None or t < self._position - 0.5 or t > self._position + SEEK_AHEAD_S:
+                self._seek(t)
+            chosen = None
+            while True:
+                frame = self._next()
+                if frame is None:  # past the end: the last frame
+                    chosen = self._previous
+                    break
+                if frame.time is not None:
+                    frame_t = float(frame.time)
+                else:
+                    frame_t = self._position + self._step if math.isfinite(self._position) else 0.0
+                if frame_t >= t:
+                    previous = self._previous
+                    chosen = frame if previous is None or frame_t - t <= t - self._position else previous
+                    self._pending = frame
+                    break
+                self._previous, self._position = frame, frame_t
+            if chosen is None:
+                raise FrameError("no decodable frames")
+            w, h = _target_size(chosen.width, chosen.height, self.max_side)
+            images.append(chosen.to_image(width=w, height=h))
+        return images
 
 
 def _sample_decord(sampler: VideoFrameSampler, path: str, timestamps_s: list[float]) -> list:
@@ -132,38 +225,6 @@ def _sample_decord(sampler: VideoFrameSampler, path: str, timestamps_s: list[flo
 def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     scale = min(1.0, max_side / max(width, height))
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
-
-
-def _sample_pyav(path: str, timestamps_s: list[float], max_side: int) -> list:
-    import av
-
-    wanted = sorted(set(timestamps_s))
-    found: dict[float, object] = {}
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        # One sequential pass from the first wanted time: seeking is unreliable in some files.
-        container.seek(max(0, int((wanted[0] - 1.0) / stream.time_base)) if stream.time_base else 0,
-                       stream=stream, backward=True, any_frame=False)
-        remaining = list(wanted)
-        last = None
-        for frame in container.decode(stream):
-            t = float(frame.time or 0.0)
-            while remaining and t >= remaining[0] - 1e-3:
-                found[remaining.pop(0)] = frame
-            last = frame
-            if not remaining:
-                break
-        for t in remaining:  # past the end: use the last frame
-            if last is None:
-                raise FrameError(f"{path}: no decodable frames")
-            found[t] = last
-        images = []
-        for t in timestamps_s:
-            frame = found[t]
-            w, h = _target_size(frame.width, frame.height, max_side)
-            images.append(frame.to_image(width=w, height=h))
-    return images
 
 
 def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 1) -> Iterator[tuple[T, R | BaseException]]:
