@@ -132,8 +132,9 @@ class _ForwardReader:
     """One open video decoded forward with PyAV for frames at increasing times. Only reference frames are
     decoded (`skip_frame` NONREF: about half the frames of a typical H.264 stream, the rest needs no
     decoding), so a returned frame is the decoded frame nearest the asked time, at most a frame or two
-    off: nothing a caption of a multi-second clip can see. FFmpeg's frame threads use every core. Times
-    behind the position, or more than SEEK_AHEAD_S ahead, seek to the keyframe before them."""
+    off: nothing a caption of a multi-second clip can see. FFmpeg's frame threads use every core. A time
+    before the last frame passed, or more than SEEK_AHEAD_S after the last one decoded, seeks to the
+    keyframe before it."""
 
     def __init__(self, path: str, max_side: int):
         import av
@@ -150,9 +151,8 @@ class _ForwardReader:
         self._step = 1.0 / float(rate) if rate and float(rate) > 0 else 0.04  # for frames without a time
         self._decoded = None  # the frame iterator
         self._after_seek = False
-        self._previous = None  # the last frame before the position
-        self._pending = None  # a decoded frame at or after the last asked time, not yet passed
-        self._position = -math.inf  # time of `_previous`
+        self._previous: tuple[float, object] | None = None  # (time, frame) of the last frame passed
+        self._pending: tuple[float, object] | None = None  # decoded at or after the last asked time
 
     def close(self) -> None:
         self.container.close()
@@ -168,41 +168,47 @@ class _ForwardReader:
             self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
         self._decoded = self.container.decode(self.stream)
         self._previous = self._pending = None
-        self._position = -math.inf
         self._after_seek = True
 
-    def _next(self):
+    def _next(self) -> tuple[float, object] | None:
         if self._pending is not None:
-            frame, self._pending = self._pending, None
-            return frame
+            found, self._pending = self._pending, None
+            return found
         for frame in self._decoded:
             if self._after_seek and not frame.key_frame:
                 continue  # frames of an open GOP before the keyframe seeked to may be broken
             self._after_seek = False
-            return frame
+            if frame.time is not None:
+                return float(frame.time), frame
+            return (self._previous[0] + self._step if self._previous else 0.0), frame
         return None
+
+    def _needs_seek(self, t: float) -> bool:
+        if self._decoded is None:
+            return True
+        known = [x[0] for x in (self._previous, self._pending) if x is not None]
+        if not known:
+            return False
+        return t < min(known) - self._step or t > max(known) + SEEK_AHEAD_S
 
     def frames_at(self, timestamps_s: list[float]) -> list:
         images = []
         for t in timestamps_s:
-            if self._decoded is None or t < self._position - 0.5 or t > self._position + SEEK_AHEAD_S:
+            if self._needs_seek(t):
                 self._seek(t)
             chosen = None
             while True:
-                frame = self._next()
-                if frame is None:  # past the end: the last frame
-                    chosen = self._previous
+                found = self._next()
+                if found is None:  # past the end: the last frame
+                    chosen = self._previous[1] if self._previous else None
                     break
-                if frame.time is not None:
-                    frame_t = float(frame.time)
-                else:
-                    frame_t = self._position + self._step if math.isfinite(self._position) else 0.0
+                frame_t, frame = found
                 if frame_t >= t:
                     previous = self._previous
-                    chosen = frame if previous is None or frame_t - t <= t - self._position else previous
-                    self._pending = frame
+                    chosen = frame if previous is None or frame_t - t <= t - previous[0] else previous[1]
+                    self._pending = found
                     break
-                self._previous, self._position = frame, frame_t
+                self._previous = found
             if chosen is None:
                 raise FrameError("no decodable frames")
             w, h = _target_size(chosen.width, chosen.height, self.max_side)
