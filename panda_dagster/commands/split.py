@@ -10,6 +10,7 @@ narration (HowTo100M recipe) instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -63,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
                         ("device", args.device)):
         if value is not None and hasattr(own, name):
             setattr(own, name, value)
+        elif value is not None and name != "device":  # device also picks the embedder's device
+            return fail(f"--{name.replace('_', '-')} does not apply to detector {args.detector} (its parameters: "
+                        f"{', '.join(f.name for f in dataclasses.fields(own))})")
     cues = None
     if args.subtitles:
         try:

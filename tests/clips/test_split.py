@@ -150,6 +150,20 @@ def test_cli_prints_shots_and_clips_as_json(cuts_video, capsys):
     assert out["clips"] and {"start_s", "end_s"} <= set(out["clips"][0])
 
 
+def test_cli_threshold_reaches_the_default_detector(cuts_video, capsys):
+    """`--threshold` is the default detector's HSV cut threshold: set above every score, no hard cut is
+    left (it used to be ignored silently when the detector named it differently)."""
+    from panda_dagster.cli import main
+
+    args = ["split", str(cuts_video.path), "--no-stitch", "--json"]
+    assert main(args) == 0
+    normal = json.loads(capsys.readouterr().out)
+    assert main(args + ["--threshold", "1000"]) == 0
+    strict = json.loads(capsys.readouterr().out)
+    assert [b for b in normal["boundaries"] if b["kind"] == "cut"] and not [
+        b for b in strict["boundaries"] if b["kind"] == "cut"]
+
+
 def test_cli_stitches_with_the_tiny_open_clip(long_shot_video, panda_home, capsys):
     from panda_dagster.cli import main
     from panda_dagster.lib.models.profiles import TINY_LABEL

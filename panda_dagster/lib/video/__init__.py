@@ -3,7 +3,8 @@
 Modules (no Dagster imports; heavy libraries are imported inside functions):
   decode      one threaded low-resolution decode pass that feeds detectors and keeps sparse samples
   segmented   one long video decoded as parallel keyframe-to-keyframe stretches, joined exactly
-  detectors   ContentDetector / AdaptiveDetector scoring (PySceneDetect semantics) and TransNetV2
+  detectors   hybrid (the default: cuts, gradual spans, fades, traps rejected), ContentDetector /
+              AdaptiveDetector (PySceneDetect semantics) and TransNetV2
   shots       Shot records, cuts -> shots, splitting of long shots
   stitching   Panda-70M style event stitching over image embeddings
   narration   HowTo100M style clips from subtitle cues

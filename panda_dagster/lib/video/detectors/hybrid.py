@@ -3,7 +3,7 @@
 Everything comes from the one decode pass: per frame the same HSV score as `content` and a 48x27 RGB
 thumbnail (~4 KB; the frame TransNetV2 reads). The decisions run afterwards over the whole video:
 
-- **Hard cut** at frame i: HSV score >= `cut_threshold`, a local maximum, and a real jump in the
+- **Hard cut** at frame i: HSV score >= `threshold`, a local maximum, and a real jump in the
   thumbnails. Rejected when the picture *returns* within a few frames (a camera flash: the frame before
   the jump matches one shortly after it, or the frame after matches one shortly before) and when a small
   shift of the previous thumbnail explains the jump and the colours stay (fast motion).
@@ -74,7 +74,7 @@ class HybridParams:
     """Hard cuts from HSV scores plus gradual transitions from thumbnails; flashes, fast motion, pans,
     zooms and pop-in overlays rejected."""
 
-    cut_threshold: float = field(default=30.0, metadata={"help": "HSV frame score of a hard-cut candidate"})
+    threshold: float = field(default=30.0, metadata={"help": "HSV frame score of a hard-cut candidate"})
     cut_min_jump: float = field(default=0.10, metadata={"help": "Mean thumbnail change (0-1) a hard cut needs"})
     flash_return: float = field(default=0.4, metadata={
         "help": "A jump is a flash when the picture comes back within 5 frames closer than this share of it"})
@@ -270,7 +270,7 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
             i, j = min(max(i, 0), n - 1), min(max(j, 0), n - 1)
             return float(np.abs(thumbs[i].astype(np.int16) - thumbs[j].astype(np.int16)).mean()) / 255.0
 
-        for i in (int(k) for k in np.flatnonzero(content >= p.cut_threshold)):
+        for i in (int(k) for k in np.flatnonzero(content >= p.threshold)):
             if i == 0 or content[i] < content[max(0, i - 2): i + 3].max():
                 continue
             jump = dist(i - 1, i)
