@@ -22,6 +22,7 @@ thumbnail (~4 KB; the frame TransNetV2 reads). The decisions run afterwards over
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,22 +138,24 @@ def _local_maxima(values: np.ndarray, radius: int, minimum: float) -> np.ndarray
     return np.flatnonzero((values >= minimum) & (values >= peak))
 
 
+def _overlaps(a: np.ndarray, b: np.ndarray, max_dx: int, max_dy: int, step: int = 1):
+    """(a part, b part) of the overlap of `a` and `b` shifted by (dx, dy), for every shift up to
+    (max_dx, max_dy) pixels in steps of `step`, no shift included."""
+    h, w = a.shape[:2]
+    for dy in range(-max_dy, max_dy + 1, step):
+        for dx in range(-max_dx, max_dx + 1, step):
+            ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
+            hh, ww = h - abs(dy), w - abs(dx)
+            yield a[ya:ya + hh, xa:xa + ww], b[yb:yb + hh, xb:xb + ww]
+
+
 def _shift_distance(a: np.ndarray, b: np.ndarray, max_dx: int = 12, max_dy: int = 4) -> float:
     """Smallest mean |a - b shifted| over shifts up to (max_dx, max_dy) pixels, on the overlap, after a
     horizontal blur of both (a fast pan smears the frames it moves across)."""
     import cv2
 
     a, b = cv2.blur(a, (5, 1)), cv2.blur(b, (5, 1))
-    h, w = a.shape[:2]
-    best = float(np.abs(a - b).mean())
-    for dy in range(-max_dy, max_dy + 1, 2):
-        for dx in range(-max_dx, max_dx + 1, 2):
-            if dx == 0 and dy == 0:
-                continue
-            ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
-            hh, ww = h - abs(dy), w - abs(dx)
-            best = min(best, float(np.abs(a[ya:ya + hh, xa:xa + ww] - b[yb:yb + hh, xb:xb + ww]).mean()))
-    return best
+    return min(float(np.abs(x - y).mean()) for x, y in _overlaps(a, b, max_dx, max_dy, step=2))
 
 
 def _zoom_distance(a: np.ndarray, b: np.ndarray, scales=(1.1, 1.25, 1.4, 1.6)) -> float:
@@ -196,15 +199,7 @@ def _structure_change(a: np.ndarray, b: np.ndarray, max_dx: int = 2, max_dy: int
     if min(spreads) < 4.0:
         return 1.0
     za, zb = (cv2.blur((g - g.mean()) / sd, (3, 3)) for g, sd in zip(grey, spreads))
-    h, w = za.shape
-    best = 1.0
-    for dy in range(-max_dy, max_dy + 1):
-        for dx in range(-max_dx, max_dx + 1):
-            ya, yb, xa, xb = max(0, dy), max(0, -dy), max(0, dx), max(0, -dx)
-            hh, ww = h - abs(dy), w - abs(dx)
-            diff = np.abs(za[ya:ya + hh, xa:xa + ww] - zb[yb:yb + hh, xb:xb + ww])
-            best = min(best, float((diff > 1.0).mean()))
-    return best
+    return min(float((np.abs(x - y) > 1.0).mean()) for x, y in _overlaps(za, zb, max_dx, max_dy))
 
 
 def _ramp_end(luma: np.ndarray, edge: int, direction: int, limit: int) -> int:
@@ -237,27 +232,27 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
         gradual = self._gradual(thumbs, cuts, luma)
         fades = self._fades(luma)
         boundaries = self._merge([Boundary.cut(c) for c in cuts] + gradual + fades, luma)
-        boundaries = [b for b in boundaries if not self._fade_at_an_end(b, luma)]
+        lead_in_end, tail_start = self._end_fades(luma)
+        boundaries = [b for b in boundaries
+                      if b.kind != "gradual" or not (b.start <= lead_in_end or b.end >= tail_start)]
         return Detection(self.name, boundaries, content)
 
-    def _fade_at_an_end(self, b: Boundary, luma: np.ndarray) -> bool:
+    def _end_fades(self, luma: np.ndarray) -> tuple[float, float]:
         """A fade in from black at the very start (or out to black at the very end) has no shot on one
-        side: not a boundary. `b` is such a fade when it lies within the brightness ramp out of the
-        video's first black frames (or into its last ones)."""
+        side: not a boundary. A gradual boundary is such a fade when it starts by the end of the
+        brightness ramp out of the video's first black frames (or ends from the start of the ramp into its
+        last ones): those two frames, -inf / +inf where the video does not start / end black."""
         n = len(luma)
-        if b.kind != "gradual" or not n:
-            return False
         limit, gap = self.params.fade_max_frames, self.params.merge_gap
-        if luma[0] < BLACK_LEVEL:
-            last_black = int(np.argmax(luma >= BLACK_LEVEL)) - 1 if (luma >= BLACK_LEVEL).any() else n - 1
-            if b.start <= _ramp_end(luma, last_black, +1, limit) + gap:
-                return True
-        if luma[-1] < BLACK_LEVEL:
-            bright = np.flatnonzero(luma >= BLACK_LEVEL)
+        bright = np.flatnonzero(luma >= BLACK_LEVEL)
+        lead_in_end, tail_start = -math.inf, math.inf
+        if n and luma[0] < BLACK_LEVEL:
+            last_black = int(bright[0]) - 1 if len(bright) else n - 1
+            lead_in_end = _ramp_end(luma, last_black, +1, limit) + gap
+        if n and luma[-1] < BLACK_LEVEL:
             first_black = int(bright[-1]) + 1 if len(bright) else 0
-            if b.end >= _ramp_end(luma, first_black, -1, limit) - gap:
-                return True
-        return False
+            tail_start = _ramp_end(luma, first_black, -1, limit) - gap
+        return lead_in_end, tail_start
 
     # ----------------------------------------------------------------------------------- hard cuts
 
@@ -343,7 +338,7 @@ class HybridDetector(DetectorBase, name="hybrid", params=HybridParams, scorer=Hy
     def _fades(self, luma: np.ndarray) -> list[Boundary]:
         """A run of black frames plus the steady ramps into and out of it, when at least one ramp is a
         fade (several frames long, from a picture clearly brighter than black); runs touching the start or
-        end of the video are left to `_fade_at_an_end`."""
+        end of the video are left to `_end_fades`."""
         n = len(luma)
         black = luma < BLACK_LEVEL
         found: list[Boundary] = []
