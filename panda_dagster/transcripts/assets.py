@@ -43,9 +43,8 @@ def _one_shard(context, config: TranscriptsConfig, panda: PandaResource, asr_mod
                shard: str) -> ShardResult:
     from panda_dagster.lib.transcripts.shard import transcribe_catalog_shard
 
-    result, n_videos = transcribe_catalog_shard(shard, panda.catalog(), config,
-                                                model_spec=lambda: asr_model.locate()[1],
-                                                load_model=asr_model.model, progress=context.log.info)
+    result = transcribe_catalog_shard(shard, panda.catalog(), config, model_spec=lambda: asr_model.locate()[1],
+                                      load_model=asr_model.model, progress=context.log.info)
     for t in result.transcripts:
         if t.status == "failed":
             context.log.warning(f"ASR failed for {t.video_id}: {t.reason}")
@@ -57,7 +56,7 @@ def _one_shard(context, config: TranscriptsConfig, panda: PandaResource, asr_mod
     samples = [{"video_id": c.video_id, "start_s": c.start_s, "end_s": c.end_s, "text": c.text[:80]}
                for c in result.cues[:20]]
     metadata = {
-        "n_videos": n_videos,
+        "n_videos": len(result.transcripts),  # one row per video
         "n_transcribed_now": result.n_transcribed,
         "n_reused": result.n_reused,
         "n_asr_cues": len(result.cues),

@@ -90,7 +90,7 @@ def test_videos_transcribed_before_a_kill_are_not_recognised_again(tmp_path):
     assert 2 <= len(saved) < 6 and catalog.rows("transcripts", SHARD) == []
 
     SlowAsr.calls.clear()
-    result, _ = run_transcripts(str(home), SHARD, 0.0)
+    result = run_transcripts(str(home), SHARD, 0.0)
     assert len(SlowAsr.calls) == 6 - len(saved) and result.n_reused == len(saved)
     rows = catalog.rows("transcripts", SHARD)
     assert sorted(t.video_id for t in rows) == [f"v{i}" for i in range(6)] and {t.status for t in rows} == {"ok"}

@@ -179,11 +179,10 @@ def transcribe_catalog_shard(
     load_model: Callable[[], WhisperAsr],
     *,
     progress: Callable[[str], None] | None = None,
-) -> tuple[ShardTranscripts, int]:
+) -> ShardTranscripts:
     """`transcribe_shard` over the catalog's rows of `shard`, then its `subtitles` part `asr` and its
     `transcripts` rows replaced. Every video recognised is checkpointed at once, so a run after a crash
-    reuses it (checkpointed videos win over the table's older rows). Returns the result and the shard's
-    number of videos."""
+    reuses it (checkpointed videos win over the table's older rows)."""
     videos = catalog.rows("videos", shard)
     cues = catalog.rows("subtitles", shard)
     saved_rows = catalog.checkpoint_rows("transcripts", shard)
@@ -206,7 +205,7 @@ def transcribe_catalog_shard(
     catalog.replace_shard("transcripts", shard, result.transcripts)
     catalog.clear_checkpoint("subtitles", shard)
     catalog.clear_checkpoint("transcripts", shard)
-    return result, len(videos)
+    return result
 
 
 def _cues_of_saved_rows(cues: list[Cue], rows: dict[str, Transcript]) -> list[Cue]:
