@@ -20,7 +20,7 @@ class ClipEmbedderResource(ModelProfileResource):
     def model(self):
         from panda_dagster.lib.models.embedders import load_image_embedder
 
-        return load_image_embedder(self.embedder, self._profile or None, self._device)
+        return load_image_embedder(self.embedder, self._profile or None, self.resolved_device)
 
     def embed_images(self, images):
         return self.model().embed_images(images, batch_size=self.batch_size)

@@ -17,18 +17,18 @@ class ModelProfileResource(ConfigurableResource):
     device: str = Field(default="auto", description="auto (CUDA + bf16 autocast when present, else CPU), cpu, cuda:N")
     _resolved: ModelsProfile | None = PrivateAttr(default=None)
     _profile: str = PrivateAttr(default="")  # the resolved profile's name (subclasses read it)
-    _device: str = PrivateAttr(default="cpu")
+    _device: str | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        from panda_dagster.lib.models.device import resolve_device
+        # The device is resolved when a model first needs it: `auto` imports torch (1.4 s), which a run
+        # whose steps load no model should not pay for at set-up.
         from panda_dagster.lib.models.profiles import resolve_models_profile
 
-        self._device = resolve_device(self.device)
         self._resolved = resolve_models_profile(self.profile or None)
         self._profile = self._resolved.name
         if context.log:
             context.log.debug(f"{type(self).__name__}: profile {self._resolved.name} ({self._resolved.reason}), "
-                              f"device {self._device}")
+                              f"device {self.device}")
 
     @property
     def models_profile(self) -> ModelsProfile:
@@ -49,4 +49,8 @@ class ModelProfileResource(ConfigurableResource):
 
     @property
     def resolved_device(self) -> str:
+        if self._device is None:
+            from panda_dagster.lib.models.device import resolve_device
+
+            self._device = resolve_device(self.device)
         return self._device

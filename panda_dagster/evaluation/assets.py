@@ -106,13 +106,16 @@ def _evaluate_one_shard(context, panda: PandaResource, shard: str, config: EvalC
 )
 def eval_metrics(context: AssetExecutionContext, config: EvalMetricsConfig, panda: PandaResource,
                  evaluation_models: EvaluationModelsResource):
-    # A range of shards runs in one step: the sentence embedder (if any) loads once for all of them.
-    sentences, no_sentences_reason = evaluation_models.sentence_embedder()
-    if sentences is None:
-        context.log.info(f"near-duplicate captions not measured: {no_sentences_reason}")
     settings = config.to_lib()
-    yield from run_shards(context, lambda shard: _evaluate_one_shard(
-        context, panda, shard, settings, sentences, no_sentences_reason), warning_checks=EVAL_METRICS_WARNING_CHECKS)
+
+    def one_shard(shard: str) -> ShardResult:
+        # Loaded by the first shard (its time is stage work), from the model cache for the others.
+        sentences, no_sentences_reason = evaluation_models.sentence_embedder()
+        if sentences is None:
+            context.log.info(f"near-duplicate captions not measured: {no_sentences_reason}")
+        return _evaluate_one_shard(context, panda, shard, settings, sentences, no_sentences_reason)
+
+    yield from run_shards(context, one_shard, warning_checks=EVAL_METRICS_WARNING_CHECKS)
 
 
 def _benchmark_metadata(result, storage, image_model, text_model, shards, reuse: dict) -> dict[str, object]:

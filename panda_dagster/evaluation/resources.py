@@ -16,7 +16,7 @@ class EvaluationModelsResource(ModelProfileResource):
         """The profile's open_clip model: the benchmark's text features where there is no sentence embedder."""
         from panda_dagster.lib.models.openclip import load_open_clip
 
-        return load_open_clip(self._profile, self._device)
+        return load_open_clip(self._profile, self.resolved_device)
 
     def video_model(self):
         """The benchmark's frozen video encoder: the profile's frame embedder (lib.models.embedders `auto`:
@@ -24,13 +24,13 @@ class EvaluationModelsResource(ModelProfileResource):
         elsewhere). HowTo100M itself used ImageNet 2-D CNN features, max-pooled over time."""
         from panda_dagster.lib.models.embedders import load_image_embedder
 
-        return load_image_embedder("auto", self._profile, self._device)
+        return load_image_embedder("auto", self._profile, self.resolved_device)
 
     def sentence_embedder(self):
         """(embedder, None) when the profile has a sentence embedder, else (None, why not)."""
         from panda_dagster.lib.evaluation.text_models import load_sentence_embedder
 
-        return load_sentence_embedder(self._profile, self._device)
+        return load_sentence_embedder(self._profile, self.resolved_device)
 
     def text_embedder(self):
         """The benchmark's text encoder: the sentence embedder where there is one, else open_clip's text tower."""

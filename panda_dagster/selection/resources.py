@@ -19,7 +19,7 @@ class CaptionScorerResource(ModelProfileResource):
     def base_model(self):
         from panda_dagster.lib.models.openclip import load_open_clip
 
-        return load_open_clip(self._profile, self._device)
+        return load_open_clip(self._profile, self.resolved_device)
 
     def scorer(self, storage, use_selection_model: bool = True):
         """(scorer, info): the newest selection model built on this profile, else the base model (info None)."""
@@ -32,6 +32,6 @@ class CaptionScorerResource(ModelProfileResource):
         from panda_dagster.lib.models.cache import cached_model
 
         # One fine-tuned model in memory at a time: a newer version replaces the older one.
-        scorer = cached_model(("selection_model", info.version, self._device),
-                              lambda: load_selection_scorer(storage, info, self._device), slot="selection_model")
+        scorer = cached_model(("selection_model", info.version, self.resolved_device),
+                              lambda: load_selection_scorer(storage, info, self.resolved_device), slot="selection_model")
         return scorer, info

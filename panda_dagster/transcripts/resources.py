@@ -11,7 +11,10 @@ class AsrModelResource(ModelProfileResource):
     """faster-whisper for the models profile: `choice()` says which weights without loading them, `model()`
     loads them through the one model cache (lib/models/cache.py)."""
 
-    cpu_threads: int = Field(default=0, description="CPU threads of the CTranslate2 runtime (0 = all cores)")
+    cpu_threads: int = Field(default=0, description="CPU threads of each recognition call (0 = the usable cores "
+                             "shared among the calls)")
+    workers: int = Field(default=0, description="Videos recognised at once (0 = one per usable core on CPU, at "
+                         "most 4; 2 on CUDA)")
 
     def choice(self):
         from panda_dagster.lib.transcripts.whisper import asr_choice
@@ -27,4 +30,4 @@ class AsrModelResource(ModelProfileResource):
     def model(self):
         from panda_dagster.lib.transcripts.whisper import load_asr
 
-        return load_asr(self.profile_name, self.resolved_device, self.cpu_threads)
+        return load_asr(self.profile_name, self.resolved_device, self.cpu_threads, self.workers)

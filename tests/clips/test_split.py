@@ -121,6 +121,48 @@ def test_long_shots_are_split_then_stitched_back(long_shot_video):
         assert all(clip.start_frame <= f < clip.end_frame for f in frames)
 
 
+def test_idle_threads_embed_a_long_videos_frames_with_the_same_result(long_shot_video):
+    """`run_parallel` (the shard pool's helpers) shares the frames to embed out: same clips, same split
+    quality, and the work really is spread over threads."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from panda_dagster.lib.processes import run_with_helpers
+
+    cfg = SplitConfig(stitching=StitchConfig(still_dist=0.0))
+    threads: set[str] = set()
+
+    def embed(images):
+        threads.add(threading.current_thread().name)
+        return colour_histogram_embedder(images)
+
+    alone = split_video(long_shot_video.path, cfg, embed_images=colour_histogram_embedder)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        shared = split_video(long_shot_video.path, cfg, embed_images=embed,
+                             run_parallel=lambda work, items: run_with_helpers(pool, 1, work, items))
+    assert [(c.start_frame, c.end_frame, c.split_quality) for c in shared.clips] == [
+        (c.start_frame, c.end_frame, c.split_quality) for c in alone.clips]
+    assert len(threads) == 2
+
+
+def test_a_long_video_among_short_ones_is_decoded_in_stretches_and_started_first():
+    from panda_dagster.lib.video.shard import VideoToSplit, decode_plan, longest_first
+
+    videos = [VideoToSplit(f"v{k}", "u", "p", duration_s=30.0) for k in range(10)]
+    videos.insert(3, VideoToSplit("film", "u", "p", duration_s=600.0))
+    videos.append(VideoToSplit("unknown", "u", "p"))
+    assert [v.video_id for v in longest_first(videos)][:2] == ["film", "v0"]
+    assert longest_first(videos)[-1].video_id == "unknown"
+    plan = decode_plan(videos, 2, SplitConfig(), min_segment_s=30.0)
+    assert plan["film"] == 2 and {plan[v.video_id] for v in videos if v.video_id != "film"} == {1}
+    assert decode_plan(videos, 4, SplitConfig(), 30.0)["film"] == 3  # ceil(600 * 4 / 900)
+    assert decode_plan(videos, 2, SplitConfig(max_video_s=40.0), 30.0)["film"] == 1  # only 40 s are split
+    assert decode_plan(videos, 1, SplitConfig(), 30.0) == {}  # one thread: each video decides for itself
+    assert decode_plan(videos, 2, SplitConfig(decode_segments=1), 30.0) == {}  # the user's setting wins
+    (one,) = [VideoToSplit("only", "u", "p", duration_s=300.0)]
+    assert decode_plan([one], 2, SplitConfig(), 30.0) == {"only": 2}
+
+
 def test_max_video_s_limits_the_split(cuts_video):
     result = split_video(cuts_video.path, SplitConfig(stitch=False, max_video_s=3.0))
     assert result.n_frames == 75 and result.duration_s == pytest.approx(3.0)

@@ -102,3 +102,9 @@ def test_videos_scored_in_parallel_threads_give_the_sequential_rows(videos, monk
     threads.clear()
     assert run(2) == sequential
     assert len(threads) == 2 and all(t.startswith("clip-filters") for t in threads)
+    # One video's clips only: the thread without a video helps with them.
+    clips[:] = [dataclasses.replace(c, video_id="objects") for c in clips]
+    threads.clear()
+    alone = run(1)
+    threads.clear()
+    assert run(2) == alone and len(threads) == 2

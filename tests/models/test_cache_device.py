@@ -90,3 +90,32 @@ def test_open_clip_and_teachers_share_the_one_cache(panda_home):
     assert runner in loaded_runners() and model not in loaded_runners()
     assert model.spec.model_id == "tiny/open_clip-PandaTiny-ViT-16-64" and not model.spec.trained
     assert model.label == model.spec.label  # the tiny label
+
+
+def test_cpu_batches_are_capped_and_cuda_keeps_the_callers():
+    from panda_dagster.lib.models.base import CPU_IMAGE_BATCH, cpu_batch_size
+
+    assert cpu_batch_size(64, "cpu", CPU_IMAGE_BATCH) == CPU_IMAGE_BATCH
+    assert cpu_batch_size(2, "cpu", CPU_IMAGE_BATCH) == 2
+    assert cpu_batch_size(64, "cuda:0", CPU_IMAGE_BATCH) == 64
+
+
+def test_torch_threads_per_caller_reaches_threads_started_inside_and_is_restored():
+    import torch
+
+    from panda_dagster.lib.models.device import torch_threads_per_caller
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def in_thread():
+        torch.ones(4).sum()  # the thread's first torch op sets its thread count
+        seen.append(torch.get_num_threads())
+
+    with torch_threads_per_caller(1):
+        inside = torch.get_num_threads()
+        worker = threading.Thread(target=in_thread)
+        worker.start()
+        worker.join()
+    assert inside == 1 and seen == [1]
+    assert torch.get_num_threads() == before

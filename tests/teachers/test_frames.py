@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from panda_dagster.lib.teachers import frames as frames_mod
-from panda_dagster.lib.teachers.frames import FrameError, load_keyframes, pick_evenly, prefetch, sample_video_frames
+from panda_dagster.lib.teachers.frames import (
+    FrameError,
+    interleave_runs,
+    load_keyframes,
+    pick_evenly,
+    prefetch,
+    sample_video_frames,
+)
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
            "white": (255, 255, 255), "black": (0, 0, 0)}
@@ -75,3 +82,37 @@ def test_prefetch_keeps_order_and_hands_back_errors():
     out = list(prefetch([1, 2, 3, 4], load, depth=2))
     assert [x for x, _ in out] == [1, 2, 3, 4]
     assert out[0][1] == 1 and isinstance(out[1][1], ValueError) and out[3][1] == 16
+
+
+def test_interleave_runs_gives_each_thread_one_contiguous_run():
+    items = list(range(7))
+    mixed = interleave_runs(items, 2)
+    assert sorted(mixed) == items
+    assert mixed[0::2] == [0, 1, 2, 3] and mixed[1::2] == [4, 5, 6]  # item i runs on thread i % 2
+    assert interleave_runs(items, 1) == items and interleave_runs([1], 3) == [1]
+
+
+def test_prefetch_with_threads_keeps_order_and_loads_each_run_on_its_own_thread():
+    import threading
+    import time
+
+    threads: dict[int, str] = {}
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def load(x):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        threads[x] = threading.current_thread().name
+        with lock:
+            running[0] -= 1
+        return -x
+
+    items = interleave_runs(list(range(8)), 2)
+    out = list(prefetch(items, load, depth=1, workers=2))
+    assert [x for x, _ in out] == items and all(r == -x for x, r in out)
+    assert most[0] == 2  # two loads at once
+    assert len({threads[x] for x in range(4)}) == 1 and len({threads[x] for x in range(4, 8)}) == 1
+    assert threads[0] != threads[4]

@@ -5,6 +5,7 @@ filters kept."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -56,15 +57,25 @@ def test_frame_sampler_serves_all_clips_of_a_video_from_one_open(colour_video, t
         assert sampler.opens == 2
 
 
-def test_video_llm_teacher_decodes_each_video_once_per_shard(panda_home, colour_video, tmp_path, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_video_llm_teacher_decodes_each_video_once_per_shard(panda_home, colour_video, tmp_path, monkeypatch,
+                                                             threads):
+    """Each decoding thread goes forward through its own run of the (video-sorted) clips: a video is opened
+    once per thread whose run reaches it, never again for every batch."""
+    import threading
+
     import av
+
+    from panda_dagster.lib.teachers.kinds.video_llm import VideoLLMRunner
+
+    monkeypatch.setattr(VideoLLMRunner, "prepare_workers", property(lambda self: threads))
 
     second = shutil.copy(colour_video, tmp_path / "second.mp4")
     opened: list[str] = []
     real_open = av.open
 
     def counting_open(path, *args, **kwargs):
-        opened.append(str(path))
+        opened.append((str(path), threading.current_thread().name))
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(av, "open", counting_open)
@@ -78,7 +89,12 @@ def test_video_llm_teacher_decodes_each_video_once_per_shard(panda_home, colour_
     result = caption_shard("s1", [spec], clips, videos, [], profile="tiny")
     assert not result.failures, [f.reason for f in result.failures]
     assert {c.clip_id for c in result.captions} == {c.clip_id for c in clips}
-    assert sorted(opened) == sorted([str(colour_video), str(second)]), "each video opened (decoded) once"
+    by_thread = Counter(opened)
+    assert set(by_thread.values()) == {1}, f"a video opened twice by one thread: {opened}"
+    assert {path for path, _ in opened} == {str(colour_video), str(second)}
+    assert len({thread for _, thread in opened}) == threads
+    # Sorted by video: [v1 v1 | v1 v2 | v2 v2] in batches of two; two runs share one video at their seam.
+    assert len(opened) == (2 if threads == 1 else 3)
 
 
 SHARD = "shard-kept"

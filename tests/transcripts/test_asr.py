@@ -125,3 +125,16 @@ def test_a_cached_hf_snapshot_is_found_with_its_commit_as_revision(tmp_path, mon
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     path, spec = locate(WhisperChoice("Systran/faster-whisper-small"))
     assert path == snapshot and spec.revision == "a" * 40 and spec.trained
+
+
+def test_parallelism_shares_the_cores_among_concurrent_calls(monkeypatch):
+    from panda_dagster.lib import processes
+    from panda_dagster.lib.transcripts.whisper import parallelism
+
+    monkeypatch.setattr(processes, "usable_cores", lambda: 8)
+    assert parallelism(on_cuda=False) == (4, 2)
+    assert parallelism(on_cuda=False, workers=1) == (1, 8)
+    assert parallelism(on_cuda=False, cpu_threads=3, workers=2) == (2, 3)
+    assert parallelism(on_cuda=True) == (2, 4)
+    monkeypatch.setattr(processes, "usable_cores", lambda: 1)
+    assert parallelism(on_cuda=False) == (1, 1)

@@ -100,3 +100,30 @@ def test_a_model_that_does_not_load_stops_the_shard():
 def test_bad_settings_fail_when_the_config_is_made():
     with pytest.raises(ValueError, match="beam_size"):
         TranscriptsConfig(beam_size=0)
+
+
+def test_videos_recognised_in_parallel_keep_the_shard_order_and_are_each_checkpointed():
+    import threading
+    import time
+
+    class ParallelAsr(CountingAsr):
+        parallel_calls = 3
+
+        def __init__(self):
+            super().__init__()
+            self.threads = set()
+
+        def transcribe(self, audio, options=None):
+            self.threads.add(threading.current_thread().name)
+            time.sleep(0.05)
+            return super().transcribe(audio, options)
+
+    videos = [VideoAudio(f"v{k}", "/speech.mp4", True) for k in range(6)]
+    saved: list[str] = []
+    model = ParallelAsr()
+    result = transcribe_shard("s", videos, [], TranscriptsConfig(), model_spec=lambda: SPEC, load_model=lambda: model,
+                              audio_loader=audio_loader, on_video=lambda row, cues: saved.append(row.video_id))
+    assert [t.video_id for t in result.transcripts] == [v.video_id for v in videos]
+    assert [c.video_id for c in result.cues] == [v.video_id for v in videos for _ in range(2)]
+    assert sorted(saved) == sorted(v.video_id for v in videos) and result.n_transcribed == 6
+    assert len(model.threads) == 3

@@ -18,7 +18,7 @@ from panda_dagster.lib.filters.duplicates import DUPLICATE, Fingerprint, find_du
 from panda_dagster.lib.filters.frames import ClipSpan, decode_motion_frames, motion_frames_key, sample_videos
 from panda_dagster.lib.filters.records import SCORE_COLUMNS, ClipFilterRecord
 from panda_dagster.lib.filters.registry import CLIP_FILTERS, DUPLICATES, FiltersParams
-from panda_dagster.lib.processes import usable_cores
+from panda_dagster.lib.processes import run_with_helpers, usable_cores
 
 
 @dataclass
@@ -90,10 +90,11 @@ class FrameSource(Protocol):
 
 def filter_shard(clips: Sequence[ClipInputs], params: FiltersParams, *,
                  other_shards: Sequence[Fingerprint] = (), frames: FrameSource | None = None) -> ShardFilterResult:
-    """Score and decide every clip, one video at a time per thread (a video's frames are released before
-    the thread takes the next one: memory stays at `params.workers` videos' clips). Those threads (0 = one
-    per usable core) score different videos at once: the OCR and NSFW models (ONNX Runtime, one thread
-    each), OpenCV and NumPy release the GIL. `frames` attaches the small frames and runs only when an
+    """Score and decide every clip, one video at a time per thread, the videos with most clips first (a
+    video's frames are released before the thread takes the next one: memory stays at `params.workers`
+    videos' clips); a thread with no video left helps with the clips of one still running. Those threads
+    (0 = one per usable core) score at once: the OCR and NSFW models (ONNX Runtime, one thread each),
+    OpenCV and NumPy release the GIL. `frames` attaches the small frames and runs only when an
     enabled filter needs them; `other_shards`: kept clips of other shards, for duplicates."""
     timer = _Timer()
     scores: dict[str, dict[str, float]] = {c.clip_id: {} for c in clips}
@@ -108,34 +109,37 @@ def filter_shard(clips: Sequence[ClipInputs], params: FiltersParams, *,
     def score_video(group: list[ClipInputs]) -> None:
         if frames is not None and params.needs_motion_frames():
             timer("frames", frames, group)
-        for clip in group:
-            try:
-                timer("read key frames", lambda: clip.keyframes)
-            except Exception as exc:  # noqa: BLE001  an unreadable key frame must not stop the shard
-                errors[clip.clip_id] = f"key frames: {type(exc).__name__}: {exc}"
-            for name in enabled:
-                clip_filter, filter_params = CLIP_FILTERS[name], params.params_for(name)
-                try:
-                    found = timer(name, clip_filter.score, clip, filter_params)
-                except Exception as exc:  # noqa: BLE001  as above: this filter leaves the clip unscored
-                    errors.setdefault(clip.clip_id, f"{name}: {type(exc).__name__}: {exc}")
-                    continue
-                scores[clip.clip_id].update(found)
-                reasons[clip.clip_id] += clip_filter.decide(found, filter_params)
-            if DUPLICATES in params.enabled:
-                try:
-                    hashes[clip.clip_id] = timer(DUPLICATES, lambda: [phash(frame) for frame in clip.keyframes])
-                except Exception as exc:  # noqa: BLE001  compared with nothing, kept
-                    errors.setdefault(clip.clip_id, f"{DUPLICATES}: {type(exc).__name__}: {exc}")
-            clip.release_frames()
+        run_with_helpers(pool, threads - 1, score_clip, group)
 
-    groups = list(by_video.values())
-    threads = min(params.workers or usable_cores(), len(groups))
-    if threads <= 1:
+    def score_clip(clip: ClipInputs) -> None:
+        try:
+            timer("read key frames", lambda: clip.keyframes)
+        except Exception as exc:  # noqa: BLE001  an unreadable key frame must not stop the shard
+            errors[clip.clip_id] = f"key frames: {type(exc).__name__}: {exc}"
+        for name in enabled:
+            clip_filter, filter_params = CLIP_FILTERS[name], params.params_for(name)
+            try:
+                found = timer(name, clip_filter.score, clip, filter_params)
+            except Exception as exc:  # noqa: BLE001  as above: this filter leaves the clip unscored
+                errors.setdefault(clip.clip_id, f"{name}: {type(exc).__name__}: {exc}")
+                continue
+            scores[clip.clip_id].update(found)
+            reasons[clip.clip_id] += clip_filter.decide(found, filter_params)
+        if DUPLICATES in params.enabled:
+            try:
+                hashes[clip.clip_id] = timer(DUPLICATES, lambda: [phash(frame) for frame in clip.keyframes])
+            except Exception as exc:  # noqa: BLE001  compared with nothing, kept
+                errors.setdefault(clip.clip_id, f"{DUPLICATES}: {type(exc).__name__}: {exc}")
+        clip.release_frames()
+
+    groups = sorted(by_video.values(), key=len, reverse=True)
+    threads = max(1, min(params.workers or usable_cores(), len(clips)))
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clip-filters") if threads > 1 else None
+    if pool is None:
         for group in groups:
             score_video(group)
     else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clip-filters") as pool:
+        with pool:
             list(pool.map(score_video, groups))
     notes = frames.notes() if frames is not None and params.needs_motion_frames() else []
     duplicate_of: dict[str, str | None] = {}

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
+from panda_dagster.lib.processes import tune_malloc_for_tensors
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -39,6 +41,7 @@ def cached_model(key: Hashable, load: Callable[[], T], *, slot: str | None = Non
         with _LOCK:
             if key in _MODELS:
                 return _MODELS[key]  # type: ignore[return-value]
+        tune_malloc_for_tensors()  # a process that loads a model runs tensors through it
         model = load()
         with _LOCK:
             if slot is not None:

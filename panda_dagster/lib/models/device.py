@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -35,8 +38,6 @@ def resolve_dtype(dtype: str, device: str):
 
 def inference(device: str):
     """Context for a forward pass: `torch.no_grad()`, plus bf16/fp16 autocast on CUDA."""
-    import contextlib
-
     import torch
 
     stack = contextlib.ExitStack()
@@ -44,3 +45,23 @@ def inference(device: str):
     if device.startswith("cuda"):
         stack.enter_context(torch.autocast("cuda", dtype=resolve_dtype("auto", device)))
     return stack
+
+
+@contextlib.contextmanager
+def torch_threads_per_caller(n: int):
+    """Each thread that starts using torch inside the block runs its ops on `n` threads (torch sets a
+    new thread's intra-op count from the global one on first use), the calling thread too; restored
+    after. For a pool of Python threads that already fills the cores: without it every pool thread
+    brings a full team of OpenMP threads that spin against the other pool threads. Not for blocks that
+    run alongside other torch work."""
+    if "torch" not in sys.modules:  # nothing has used torch: nothing to set (and no import for it)
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from panda_dagster.lib.models.base import Model, ModelSpec, embed_in_batches
+from panda_dagster.lib.models.base import CPU_IMAGE_BATCH, Model, ModelSpec, cpu_batch_size, embed_in_batches
 
 PACKAGE_NAME = "efficientnet-lite0"  # lib.models.packaged name
 TIMM_ARCH = "tf_efficientnet_lite0"
@@ -74,7 +74,8 @@ class EfficientNetEmbedder(Model):
         return features
 
     def embed_images(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
-        return embed_in_batches(list(images), batch_size, self._forward, EMBED_DIM, self.device)
+        return embed_in_batches(list(images), cpu_batch_size(batch_size, self.device, CPU_IMAGE_BATCH), self._forward, EMBED_DIM,
+                                self.device)
 
     def raw_features(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         """Un-centred, un-normalised pooled features (calibration computes the mean from these)."""
@@ -83,7 +84,7 @@ class EfficientNetEmbedder(Model):
 
         out = [np.zeros((0, EMBED_DIM), np.float32)]
         with inference(self.device):
-            for batch in batches(list(images), batch_size):
+            for batch in batches(list(images), cpu_batch_size(batch_size, self.device, CPU_IMAGE_BATCH)):
                 out.append(self.pooled(self.image_tensor(batch).to(self.device)).float().cpu().numpy())
         return np.concatenate(out)
 

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from panda_dagster.lib.ids import file_sha256
-from panda_dagster.lib.models.base import Model, ModelSpec, embed_in_batches
+from panda_dagster.lib.models.base import (
+    CPU_IMAGE_BATCH,
+    CPU_TEXT_BATCH,
+    Model,
+    ModelSpec,
+    cpu_batch_size,
+    embed_in_batches,
+)
 from panda_dagster.lib.models.cache import cached_model
 from panda_dagster.lib.models.device import resolve_device
 from panda_dagster.lib.models.profiles import PROFILES, TINY_LABEL, resolve_models_profile
@@ -202,10 +209,12 @@ class OpenClipModel(Model):
         return self.tokenizer(texts)
 
     def embed_images(self, images: Sequence[np.ndarray | PIL.Image.Image], batch_size: int = 64) -> np.ndarray:
+        batch_size = cpu_batch_size(batch_size, self.device, CPU_IMAGE_BATCH)
         return embed_in_batches(images, batch_size, lambda batch: self.model.encode_image(
             self.image_tensor(batch).to(self.device)), self.embed_dim, self.device)
 
     def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        batch_size = cpu_batch_size(batch_size, self.device, CPU_TEXT_BATCH)
         return embed_in_batches(texts, batch_size, lambda batch: self.model.encode_text(
             self.tokenize(batch).to(self.device)), self.embed_dim, self.device)
 

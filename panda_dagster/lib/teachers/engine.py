@@ -17,7 +17,7 @@ from panda_dagster.lib.records import Cue
 from panda_dagster.lib.subtitles import cues_by_video
 from panda_dagster.lib.teachers.batching import AdaptiveBatcher
 from panda_dagster.lib.teachers.cleaning import clean_caption
-from panda_dagster.lib.teachers.frames import prefetch
+from panda_dagster.lib.teachers.frames import interleave_runs, prefetch
 from panda_dagster.lib.teachers.inputs import ClipInput, VideoInput
 from panda_dagster.lib.teachers.kinds import PlanContext, PlannedRequest, teacher_kind
 from panda_dagster.lib.teachers.prompts import build_context, render_prompt
@@ -219,23 +219,29 @@ def _generate_for_teacher(shard, spec, todo, runner_factory, profile, result, st
         return prepared
 
     chunks = [todo[i: i + spec.batch_size] for i in range(0, len(todo), spec.batch_size)]
+    workers = getattr(runner, "prepare_workers", 1) if prefetch_depth > 0 else 1
+    chunks = interleave_runs(chunks, workers)  # the batches stay the same; rows are put back in order below
+    n_captions, n_failures = len(result.captions), len(result.failures)
     try:
-        _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
-                    result, stats, meter, on_rows)
+        _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, workers, batcher, latency_ms, revision,
+                    profile, result, stats, meter, on_rows)
     finally:
         end_pass = getattr(runner, "end_pass", None)  # test doubles may not extend TeacherRunner
         if end_pass:
             end_pass()
+        position = {request.clip_id: k for k, request in enumerate(todo)}
+        for rows, start in ((result.captions, n_captions), (result.failures, n_failures)):
+            rows[start:] = sorted(rows[start:], key=lambda row: position.get(row.clip_id, len(position)))
     stats.generate_s = round(time.perf_counter() - started, 3)
     stats.clips_per_s = round(len(todo) / stats.generate_s, 3) if stats.generate_s > 0 else 0.0
     stats.batch_size = batcher.batch_size
     stats.oom_events = batcher.oom_events
 
 
-def _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, batcher, latency_ms, revision, profile,
-                result, stats, meter, on_rows=None):
+def _run_chunks(shard, spec, chunks, prepare_chunk, prefetch_depth, prepare_workers, batcher, latency_ms, revision,
+                profile, result, stats, meter, on_rows=None):
     echoes_prompt = teacher_kind(spec.kind).echoes_prompt
-    for _, prepared in prefetch(chunks, prepare_chunk, depth=prefetch_depth):
+    for _, prepared in prefetch(chunks, prepare_chunk, depth=prefetch_depth, workers=prepare_workers):
         n_captions, n_failures = len(result.captions), len(result.failures)
         if isinstance(prepared, BaseException):  # the loader itself broke: fail the whole chunk loudly
             raise prepared

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -63,7 +63,8 @@ SEEK_AHEAD_S = 3.0  # a time further ahead than this is reached by seeking, not 
 class VideoFrameSampler:
     """Frames of one video at a time: the clips of a video, asked for one after another, are all served by
     a single open of that video, decoded forward (PyAV, `_ForwardReader`); decord where PyAV fails.
-    Asking for another video closes the previous one. Not thread-safe: one sampler per prefetch thread."""
+    Asking for another video closes the previous one. Not thread-safe: one sampler per prefetch thread
+    (`ThreadSamplers`)."""
 
     def __init__(self, max_side: int = 768):
         self.max_side = max_side
@@ -126,6 +127,30 @@ class VideoFrameSampler:
         reader = self._open(path)
         n = len(reader)
         return reader, [min(n - 1, max(0, int(round(t * self._fps)))) for t in timestamps_s]
+
+
+class ThreadSamplers:
+    """One `VideoFrameSampler` per prefetch thread (several threads decode different chunks at once);
+    `close()` closes them all at the end of a pass."""
+
+    def __init__(self, max_side: int = 768):
+        self.max_side = max_side
+        self._local = threading.local()
+        self._all: list[VideoFrameSampler] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> VideoFrameSampler:
+        sampler = getattr(self._local, "sampler", None)
+        if sampler is None:
+            sampler = self._local.sampler = VideoFrameSampler(self.max_side)
+            with self._lock:
+                self._all.append(sampler)
+        return sampler
+
+    def close(self) -> None:
+        with self._lock:
+            for sampler in self._all:
+                sampler.close()
 
 
 class _ForwardReader:
@@ -233,9 +258,13 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 1) -> Iterator[tuple[T, R | BaseException]]:
-    """Yield (item, load(item)) in order, computing up to `depth` loads ahead in a background thread so
-    frame decoding overlaps with generation. A failing load yields its exception instead of raising."""
+def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 1,
+             workers: int = 1) -> Iterator[tuple[T, R | BaseException]]:
+    """Yield (item, load(item)) in order, computing loads ahead in background threads so frame decoding
+    overlaps with generation: up to `depth` items ahead with one thread. With `workers` threads, up to
+    max(depth, workers) ahead and item i always on thread i % workers, so a caller that interleaves its
+    items (`interleave_runs`) gives each thread a run of its own to decode forward. A failing load yields
+    its exception instead of raising."""
 
     def safe(item):
         try:
@@ -243,14 +272,30 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 1) -> Iter
         except BaseException as exc:  # handed to the caller, which records it per clip
             return exc
 
+    workers = max(1, workers)
+    ahead = max(depth, workers) if depth > 0 else 0
+    lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"teacher-prefetch-{k}") for k in range(workers)]
     pending: list[tuple[T, Future]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher-prefetch") as pool:
-        iterator = iter(items)
-        for item in iterator:
-            pending.append((item, pool.submit(safe, item)))
-            if len(pending) > depth:
+    try:
+        for position, item in enumerate(items):
+            pending.append((item, lanes[position % workers].submit(safe, item)))
+            if len(pending) > ahead:
                 head, fut = pending.pop(0)
                 yield head, fut.result()
         while pending:
             head, fut = pending.pop(0)
             yield head, fut.result()
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
+
+
+def interleave_runs(items: Sequence[T], runs: int) -> list[T]:
+    """`items` cut into `runs` contiguous runs of (nearly) equal length, then interleaved: [a0, b0, a1, b1,
+    ...]. Through `prefetch(..., workers=runs)` each thread gets one run: a stretch of a video's clips it
+    decodes forward, instead of every other chunk with a seek before each."""
+    if runs <= 1 or len(items) <= 1:
+        return list(items)
+    size = math.ceil(len(items) / runs)
+    parts = [items[k: k + size] for k in range(0, len(items), size)]
+    return [part[i] for i in range(size) for part in parts if i < len(part)]

@@ -162,6 +162,9 @@ class TeacherRunner:
 
     # Decoder-only generation pads on the left; encoder-decoder captioners override this.
     PAD_LEFT = True
+    # Threads running `prepare` at once (kinds whose inputs are slow to decode raise it; `prepare` must
+    # then be thread-safe).
+    prepare_workers = 1
 
     def prepare(self, request: TeacherRequest) -> Prepared:
         return Prepared(request)

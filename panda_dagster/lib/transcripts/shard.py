@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 from panda_dagster.lib.catalog import Catalog
@@ -117,58 +119,87 @@ def transcribe_shard(
         if cue.source == CUE_SOURCE_ASR:
             old_cues.setdefault(cue.video_id, []).append(cue)
 
-    cues: list[Cue] = []
-    rows: list[Transcript] = []
-    model: WhisperAsr | None = None
-    n_done = n_reused = 0
-    for position, video in enumerate(videos, 1):
+    rows: dict[int, Transcript] = {}  # by the video's position, so the rows keep the shard's order
+    cues_at: dict[int, list[Cue]] = {}
+    todo: list[tuple[int, VideoAudio, dict]] = []
+    n_reused = 0
+    for position, video in enumerate(videos):
         base = dict(video_id=video.video_id, shard=shard, model_id=model_id, revision=revision, settings_sha=settings)
         if video.video_id in with_subtitles and not config.force:
-            rows.append(Transcript(**base, status=status.SKIPPED, reason="has subtitles (set force to transcribe)"))
-            continue
-        if not video.has_audio:
-            rows.append(Transcript(**base, status=status.NO_AUDIO, reason="no audio stream"))
-            continue
-        if video.video_id in previous:
-            kept = previous[video.video_id]
-            rows.append(Transcript(**{**kept.__dict__, "shard": shard}))
-            cues += [Cue(**{**c.__dict__, "shard": shard}) for c in old_cues.get(video.video_id, [])]
+            rows[position] = Transcript(**base, status=status.SKIPPED, reason="has subtitles (set force to transcribe)")
+        elif not video.has_audio:
+            rows[position] = Transcript(**base, status=status.NO_AUDIO, reason="no audio stream")
+        elif video.video_id in previous:
+            rows[position] = Transcript(**{**previous[video.video_id].__dict__, "shard": shard})
+            cues_at[position] = [Cue(**{**c.__dict__, "shard": shard}) for c in old_cues.get(video.video_id, [])]
             n_reused += 1
-            continue
-        t0 = time.perf_counter()
-        try:
-            audio = audio_loader(video.local_path)
-        except AudioError as exc:
-            rows.append(Transcript(**base, status=status.FAILED, reason=f"audio: {str(exc)[:300]}"))
-            continue
-        if audio is None:
-            rows.append(Transcript(**base, status=status.NO_AUDIO, reason="no audio stream found when decoding"))
-            continue
-        model = model or load_model()  # a model that does not load raises: the caller stops the step
-        try:
-            result = model.transcribe(audio, options)
-        except Exception as exc:  # noqa: BLE001  the model raised on this audio: one video, not the shard
-            rows.append(Transcript(**base, status=status.FAILED, reason=f"{type(exc).__name__}: {str(exc)[:300]}"))
-            continue
-        video_cues = [Cue(seg.start_s, seg.end_s, seg.text, video_id=video.video_id, shard=shard, cue_index=index,
-                          source=CUE_SOURCE_ASR, origin=model_id) for index, seg in enumerate(result.cues)]
-        cues += video_cues
-        rows.append(Transcript(
-            **base, status=status.OK if result.cues else status.NO_SPEECH,
-            reason=None if result.cues else ("no speech found by voice-activity filtering" if result.speech_s == 0
-                                             else "no words recognised"),
-            language=result.language, language_probability=result.language_probability, n_cues=len(result.cues),
-            n_words=result.n_words, duration_s=result.duration_s if result.duration_s else round(len(audio) / SAMPLE_RATE, 3),
-            speech_s=result.speech_s, latency_ms=round((time.perf_counter() - t0) * 1000, 1),
-            trained=model.trained, models_label=model.label))
-        if on_video is not None:
-            on_video(rows[-1], video_cues)
-        n_done += 1
-        if progress:
-            progress(f"asr {model_id}: video {position}/{len(videos)} {video.video_id}: {len(result.cues)} cues, "
-                     f"language {result.language}")
+        else:
+            todo.append((position, video, base))
+
+    n_done = 0
+    if todo:
+        model = load_model()  # a model that does not load raises: the caller stops the step
+
+        def recognise(item: tuple[int, VideoAudio, dict]) -> tuple[Transcript, list[Cue]]:
+            _, video, base = item
+            return _recognise(video, base, model, options, audio_loader, shard, model_id)
+
+        # Several videos at once where the model takes concurrent calls (audio decoding, voice-activity
+        # detection and the decoder all release the GIL); the longest files first, so none is left alone
+        # at the end.
+        workers = min(len(todo), max(1, int(getattr(model, "parallel_calls", 1))))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr") as pool:
+            futures = {pool.submit(recognise, item): item for item in sorted(todo, key=_file_size, reverse=True)}
+            for future in as_completed(futures):
+                position, video, _ = futures[future]
+                row, video_cues = future.result()
+                rows[position], cues_at[position] = row, video_cues
+                if row.status in (status.FAILED, status.NO_AUDIO):  # retried by the next run
+                    continue
+                if on_video is not None:
+                    on_video(row, video_cues)
+                n_done += 1
+                if progress:
+                    progress(f"asr {model_id}: video {n_done}/{len(todo)} {video.video_id}: {len(video_cues)} cues, "
+                             f"language {row.language}")
+    cues = [cue for position in sorted(cues_at) for cue in cues_at[position]]
+    transcripts = [rows[position] for position in sorted(rows)]
     label = spec.label if spec is not None else "none (no video needed ASR)"
-    return ShardTranscripts(cues, rows, n_done, n_reused, label, time.perf_counter() - started)
+    return ShardTranscripts(cues, transcripts, n_done, n_reused, label, time.perf_counter() - started)
+
+
+def _file_size(item: tuple[int, VideoAudio, dict]) -> int:
+    try:
+        return os.path.getsize(item[1].local_path)
+    except OSError:
+        return 0
+
+
+def _recognise(video: VideoAudio, base: dict, model: WhisperAsr, options: AsrOptions,
+               audio_loader: Callable[[str], object], shard: str, model_id: str) -> tuple[Transcript, list[Cue]]:
+    """One video's transcript row and cues; its audio or the model failing is a `failed` row."""
+    t0 = time.perf_counter()
+    try:
+        audio = audio_loader(video.local_path)
+    except AudioError as exc:
+        return Transcript(**base, status=status.FAILED, reason=f"audio: {str(exc)[:300]}"), []
+    if audio is None:
+        return Transcript(**base, status=status.NO_AUDIO, reason="no audio stream found when decoding"), []
+    try:
+        result = model.transcribe(audio, options)
+    except Exception as exc:  # noqa: BLE001  the model raised on this audio: one video, not the shard
+        return Transcript(**base, status=status.FAILED, reason=f"{type(exc).__name__}: {str(exc)[:300]}"), []
+    video_cues = [Cue(seg.start_s, seg.end_s, seg.text, video_id=video.video_id, shard=shard, cue_index=index,
+                      source=CUE_SOURCE_ASR, origin=model_id) for index, seg in enumerate(result.cues)]
+    row = Transcript(
+        **base, status=status.OK if result.cues else status.NO_SPEECH,
+        reason=None if result.cues else ("no speech found by voice-activity filtering" if result.speech_s == 0
+                                         else "no words recognised"),
+        language=result.language, language_probability=result.language_probability, n_cues=len(result.cues),
+        n_words=result.n_words, duration_s=result.duration_s if result.duration_s else round(len(audio) / SAMPLE_RATE, 3),
+        speech_s=result.speech_s, latency_ms=round((time.perf_counter() - t0) * 1000, 1),
+        trained=model.trained, models_label=model.label)
+    return row, video_cues
 
 
 def transcribe_catalog_shard(

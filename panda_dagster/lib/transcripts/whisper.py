@@ -110,7 +110,8 @@ class Recognition:
 class WhisperAsr(Model):
     """One loaded faster-whisper model; `transcribe(audio)` on 16 kHz mono float32 samples."""
 
-    def __init__(self, spec: ModelSpec, device: str, path: Path, english_only: bool, cpu_threads: int = 0):
+    def __init__(self, spec: ModelSpec, device: str, path: Path, english_only: bool, cpu_threads: int = 0,
+                 workers: int = 0):
         super().__init__(spec, device)
         from faster_whisper import WhisperModel
 
@@ -118,8 +119,9 @@ class WhisperAsr(Model):
         on_cuda = kind == "cuda"
         self.english_only = english_only
         self.compute_type = "float16" if on_cuda else "int8"
+        self.parallel_calls, threads = parallelism(on_cuda, cpu_threads, workers)
         self.model = WhisperModel(str(path), device="cuda" if on_cuda else "cpu", device_index=int(index or 0),
-                                  compute_type=self.compute_type, cpu_threads=cpu_threads or (os.cpu_count() or 1))
+                                  compute_type=self.compute_type, cpu_threads=threads, num_workers=self.parallel_calls)
 
     def transcribe(self, audio, options: AsrOptions | None = None) -> Recognition:
         import numpy as np
@@ -150,22 +152,38 @@ class WhisperAsr(Model):
                            len(words) or sum(len(c.text.split()) for c in lines))
 
 
+MAX_PARALLEL_CALLS = 4
+
+
+def parallelism(on_cuda: bool, cpu_threads: int = 0, workers: int = 0) -> tuple[int, int]:
+    """(concurrent `transcribe` calls, CPU threads of each). A short video keeps CTranslate2's threads
+    waiting on the single-threaded parts (audio decoding, voice-activity detection), so on CPU the cores
+    go to one call each rather than all to one call; on CUDA two calls keep the GPU fed."""
+    from panda_dagster.lib.processes import usable_cores
+
+    cores = usable_cores()
+    if workers <= 0:
+        workers = 2 if on_cuda else min(cores, MAX_PARALLEL_CALLS)
+    return workers, cpu_threads or max(1, cores // workers)
+
+
 def _clamped(cue: Segment, duration_s: float) -> Segment:
     start = max(0.0, min(cue.start_s, duration_s))
     end = max(start + 0.01, min(cue.end_s, duration_s)) if duration_s > start else start
     return dataclasses.replace(cue, start_s=round(start, 3), end_s=round(end, 3))
 
 
-def load_asr(profile: str, device: str = "auto", cpu_threads: int = 0) -> WhisperAsr:
-    """The profile's recogniser on `device`, loaded once per process (lib.models.cache)."""
+def load_asr(profile: str, device: str = "auto", cpu_threads: int = 0, workers: int = 0) -> WhisperAsr:
+    """The profile's recogniser on `device`, loaded once per process (lib.models.cache); `workers`
+    concurrent calls of `cpu_threads` each (0 = `parallelism`'s choice)."""
     from panda_dagster.lib.models.cache import cached_model
     from panda_dagster.lib.models.device import resolve_device
 
     choice = asr_choice(profile)
     device = resolve_device(device)
     path, spec = locate(choice)
-    return cached_model((FAMILY, spec.model_id, spec.revision, device),
-                        lambda: WhisperAsr(spec, device, path, choice.english_only, cpu_threads))
+    return cached_model((FAMILY, spec.model_id, spec.revision, device, cpu_threads, workers),
+                        lambda: WhisperAsr(spec, device, path, choice.english_only, cpu_threads, workers))
 
 
 def transcribe_texts(model: WhisperAsr, audios: Sequence, options: AsrOptions | None = None) -> list[str]:

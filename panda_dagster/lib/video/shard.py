@@ -10,6 +10,7 @@ the caller replaces the shard's catalog rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
@@ -25,11 +26,14 @@ import numpy as np
 from panda_dagster.lib.filters.base import MotionFrames
 from panda_dagster.lib.filters.frames import MotionFrameSampler, encode_motion_frames, motion_frames_key
 from panda_dagster.lib.ids import clip_id
+from panda_dagster.lib.models.device import torch_threads_per_caller
+from panda_dagster.lib.processes import run_with_helpers
 from panda_dagster.lib.records import Cue, QuarantineRecord
 from panda_dagster.lib.storage import Storage
 from panda_dagster.lib.video.cutting import ClipCutError, cut_clip
 from panda_dagster.lib.video.keyframes import encode_jpeg, keyframe_key
 from panda_dagster.lib.video.records import ClipRecord
+from panda_dagster.lib.video.segmented import MIN_SEGMENT_S
 from panda_dagster.lib.video.split import (
     TINY_STILL_NOTE,
     EmbedImages,
@@ -49,6 +53,7 @@ class VideoToSplit:
     local_path: str
     cues: list[Cue] = field(default_factory=list)  # the video's cues (`subtitles.cues_by_video`)
     given_spans: list = field(default_factory=list)  # (start_s, end_s) ingested with the video (mode given)
+    duration_s: float | None = None  # probed at ingest: plans the order and the long videos' decode stretches
 
 
 @dataclass
@@ -81,7 +86,8 @@ def videos_to_split(catalog, shard: str) -> list[VideoToSplit]:
     from panda_dagster.lib.subtitles import cues_by_video
 
     cues = cues_by_video(catalog.rows("subtitles", shard))
-    return [VideoToSplit(v.video_id, v.uri, v.local_path, cues.get(v.video_id, []), given_spans(v.metadata_json))
+    return [VideoToSplit(v.video_id, v.uri, v.local_path, cues.get(v.video_id, []), given_spans(v.metadata_json),
+                         v.probe.decodable_s or v.probe.duration_s)
             for v in catalog.rows("videos", shard)]
 
 
@@ -179,8 +185,102 @@ def motion_frames_between(frames: MotionFrames, start_s: float, end_s: float) ->
     return MotionFrames(frames.gray[inside], frames.times_s[inside])
 
 
+def longest_first(videos: Sequence[VideoToSplit]) -> list[VideoToSplit]:
+    """The order the split threads take the videos in: the longest first, so that no thread is left
+    working through a long video alone at the end (unknown durations count as short)."""
+    return sorted(videos, key=lambda v: v.duration_s or 0.0, reverse=True)
+
+
+def decode_plan(videos: Sequence[VideoToSplit], workers: int, config: SplitConfig,
+                min_segment_s: float) -> dict[str, int]:
+    """Decode stretches per video when `workers` threads split the shard (empty: leave it to each video's
+    own choice). A video longer than the shard's share of one thread would finish last whatever the order,
+    so it is decoded as ceil(duration * workers / total) parallel stretches (at most `workers`, each at
+    least `min_segment_s`); every other video sequentially, since the threads already fill the cores."""
+    if workers <= 1 or config.decode_segments != 0:
+        return {}
+    durations = {v.video_id: min(v.duration_s or 0.0, config.max_video_s or math.inf) for v in videos}
+    total = sum(durations.values())
+    plan = {}
+    for video_id, duration in durations.items():
+        wanted = math.ceil(duration * workers / total - 1e-9) if total > 0 else 1
+        plan[video_id] = max(1, min(wanted, workers, int(duration // min_segment_s)))
+    return plan
+
+
 def clip_file_key(shard: str, clip: str) -> str:
     return f"shards/{shard}/clips/{clip}.mp4"
+
+
+@dataclass
+class _VideoDone:
+    """One video split and stored (by a split thread)."""
+
+    video: VideoToSplit
+    result: SplitResult | None = None  # None: quarantined, `error` says why
+    error: str | None = None
+    rows: list[ClipRecord] = field(default_factory=list)
+    quarantine: list[QuarantineRecord] = field(default_factory=list)
+    jpegs: dict[str, bytes] = field(default_factory=dict)
+    n_motion_stored: int = 0
+
+    @classmethod
+    def failed(cls, shard: str, video: VideoToSplit, error: str) -> "_VideoDone":
+        return cls(video, error=error,
+                   quarantine=[QuarantineRecord(shard, video.uri, STAGE, error, video.video_id, "dropped")])
+
+
+def _store_video(shard: str, video: VideoToSplit, result: SplitResult, storage: Storage, models_label: str,
+                 write_clip_files: bool, cut_mode: str, say: Callable[[str], None]) -> _VideoDone:
+    """The video's clip rows, with key frames (and motion frames, clip files) in storage; its quarantine
+    rows. The decoded frames are released afterwards."""
+    done = _VideoDone(video, result)
+    if result.n_frames <= 1:
+        done.quarantine.append(QuarantineRecord(shard, video.uri, STAGE, f"no clips: {result.no_clips_reason}",
+                                                video.video_id, "dropped"))
+        return done
+    if result.partial_reason:
+        done.quarantine.append(QuarantineRecord(
+            shard, video.uri, STAGE,
+            f"only the first {result.duration_s:.2f} s decode; clips cover that part ({result.partial_reason})",
+            video.video_id, "kept_partial", detail="; ".join(result.decoded.decode_errors[:3]) or None))
+    seen: set[str] = set()
+    motion = joined_motion_frames(result.companions)
+    for clip in result.clips:
+        cid = clip_id(video.video_id, clip.start_s, clip.end_s)
+        if cid in seen:  # the same span from two methods ('both' mode): keep the first
+            continue
+        seen.add(cid)
+        keyframe_uris = []
+        for k, p in enumerate(clip.keyframe_samples):
+            jpeg = encode_jpeg(result.decoded.samples[p].rgb)
+            keyframe_uris.append(storage.put_bytes(keyframe_key(shard, cid, k), jpeg))
+            done.jpegs[keyframe_uris[-1]] = jpeg
+        if motion is not None:  # clip_filters (motion, still) reads these instead of decoding again
+            storage.put_bytes(motion_frames_key(shard, cid),
+                              encode_motion_frames(motion_frames_between(motion, clip.start_s, clip.end_s)))
+            done.n_motion_stored += 1
+        clip_uri = None
+        if write_clip_files:
+            keyframe_times = result.decoded.times_s[result.decoded.keyframes].tolist()
+            with tempfile.TemporaryDirectory(prefix="panda-clip-") as tmp:
+                try:
+                    cut = cut_clip(video.local_path, Path(tmp) / f"{cid}.mp4", clip.start_s, clip.end_s,
+                                   cut_mode, keyframe_times)
+                    clip_uri = storage.put_file(clip_file_key(shard, cid), cut.path)
+                except ClipCutError as exc:
+                    say(f"clip file for {cid} not written: {exc}")
+        done.rows.append(ClipRecord(
+            clip_id=cid, video_id=video.video_id, shard=shard, start_s=clip.start_s, end_s=clip.end_s,
+            start_frame=clip.start_frame, end_frame=clip.end_frame, method=clip.method,
+            n_shots_merged=clip.n_shots_merged, detector=result.detector, narration=clip.narration,
+            keyframe_uris=keyframe_uris, clip_uri=clip_uri, split_quality=clip.split_quality,
+            models_label=models_label if (clip.method == "stitched" or clip.split_quality is not None) else "none",
+        ))
+    # Frames are not needed past this point; keep the per-video results light.
+    result.decoded.samples = []
+    result.companions = []
+    return done
 
 
 def _dropped_reason_kind(reason: str) -> str:
@@ -205,21 +305,32 @@ def split_shard(
     storage.delete_prefix(f"shards/{shard}/keyframes/")
     storage.delete_prefix(f"shards/{shard}/motion_frames/")
     storage.delete_prefix(f"shards/{shard}/clips/")
+    segments = decode_plan(videos, workers, config, MIN_SEGMENT_S)
     per_video = dataclasses.replace(config, threads=1) if workers > 1 else config
 
-    def one(video: VideoToSplit) -> tuple[VideoToSplit, SplitResult | None, str | None]:
+    def one(video: VideoToSplit) -> _VideoDone:
         if not Path(video.local_path).is_file():
-            return video, None, f"source file missing: {video.local_path}"
+            return _VideoDone.failed(shard, video, f"source file missing: {video.local_path}")
+        cfg = dataclasses.replace(per_video, decode_segments=segments[video.video_id]) if segments else per_video
         try:
-            return video, split_video(video.local_path, per_video, embed_images=embed_images,
-                                      models_label=models_label, cues=video.cues or None,
-                                      given_spans=video.given_spans or None,
-                                      make_companion=MotionFrameSampler), None
+            result = split_video(video.local_path, cfg, embed_images=embed_images, models_label=models_label,
+                                 cues=video.cues or None, given_spans=video.given_spans or None,
+                                 make_companion=MotionFrameSampler, run_parallel=share_out)
         except Exception as exc:  # noqa: BLE001  one broken video must not stop the shard
-            return video, None, f"splitting failed: {type(exc).__name__}: {exc}"
+            return _VideoDone.failed(shard, video, f"splitting failed: {type(exc).__name__}: {exc}")
+        # Stored in this thread too (JPEG encoding releases the GIL), and the frames let go at once.
+        return _store_video(shard, video, result, storage, models_label, write_clip_files, cut_mode, say)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        outcomes = list(pool.map(one, videos))
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+
+    def share_out(work, items) -> None:
+        # A long video's frames to embed, shared with the threads that have no video left to split.
+        run_with_helpers(pool, workers - 1, work, items)
+
+    # The split threads fill the cores: torch work in each runs single-threaded (and so does a helper's).
+    with pool, torch_threads_per_caller(1) if workers > 1 else contextlib.nullcontext():
+        futures = {id(video): pool.submit(one, video) for video in longest_first(videos)}
+        outcomes = [futures[id(video)].result() for video in videos]  # the shard's order again
 
     rows: list[ClipRecord] = []
     quarantine: list[QuarantineRecord] = []
@@ -227,60 +338,16 @@ def split_shard(
     jpegs: dict[str, bytes] = {}
     dropped = Counter()
     n_motion_stored = 0
-    for video, result, error in outcomes:
-        if result is None:
-            quarantine.append(QuarantineRecord(shard, video.uri, STAGE, error or "unknown error", video.video_id,
-                                               "dropped"))
-            say(f"quarantine {video.video_id}: {error}")
-            continue
-        results[video.video_id] = result
-        for item in result.dropped:
-            dropped[_dropped_reason_kind(item.reason)] += 1
-        if result.n_frames <= 1:
-            quarantine.append(QuarantineRecord(shard, video.uri, STAGE,
-                                               f"no clips: {result.no_clips_reason}", video.video_id, "dropped"))
-            continue
-        if result.partial_reason:
-            quarantine.append(QuarantineRecord(
-                shard, video.uri, STAGE,
-                f"only the first {result.duration_s:.2f} s decode; clips cover that part ({result.partial_reason})",
-                video.video_id, "kept_partial", detail="; ".join(result.decoded.decode_errors[:3]) or None))
-        seen: set[str] = set()
-        motion = joined_motion_frames(result.companions)
-        for clip in result.clips:
-            cid = clip_id(video.video_id, clip.start_s, clip.end_s)
-            if cid in seen:  # the same span from two methods ('both' mode): keep the first
-                continue
-            seen.add(cid)
-            keyframe_uris = []
-            for k, p in enumerate(clip.keyframe_samples):
-                jpeg = encode_jpeg(result.decoded.samples[p].rgb)
-                keyframe_uris.append(storage.put_bytes(keyframe_key(shard, cid, k), jpeg))
-                jpegs[keyframe_uris[-1]] = jpeg
-            if motion is not None:  # clip_filters (motion, still) reads these instead of decoding again
-                storage.put_bytes(motion_frames_key(shard, cid),
-                                  encode_motion_frames(motion_frames_between(motion, clip.start_s, clip.end_s)))
-                n_motion_stored += 1
-            clip_uri = None
-            if write_clip_files:
-                keyframe_times = result.decoded.times_s[result.decoded.keyframes].tolist()
-                with tempfile.TemporaryDirectory(prefix="panda-clip-") as tmp:
-                    try:
-                        cut = cut_clip(video.local_path, Path(tmp) / f"{cid}.mp4", clip.start_s, clip.end_s,
-                                       cut_mode, keyframe_times)
-                        clip_uri = storage.put_file(clip_file_key(shard, cid), cut.path)
-                    except ClipCutError as exc:
-                        say(f"clip file for {cid} not written: {exc}")
-            rows.append(ClipRecord(
-                clip_id=cid, video_id=video.video_id, shard=shard, start_s=clip.start_s, end_s=clip.end_s,
-                start_frame=clip.start_frame, end_frame=clip.end_frame, method=clip.method,
-                n_shots_merged=clip.n_shots_merged, detector=result.detector, narration=clip.narration,
-                keyframe_uris=keyframe_uris, clip_uri=clip_uri, split_quality=clip.split_quality,
-                models_label=models_label if (clip.method == "stitched" or clip.split_quality is not None) else "none",
-            ))
-        # Frames are not needed past this point; keep the per-video results light.
-        result.decoded.samples = []
-        result.companions = []
+    for done in outcomes:
+        if done.result is None:
+            say(f"quarantine {done.video.video_id}: {done.error}")
+        else:
+            results[done.video.video_id] = done.result
+            dropped.update(_dropped_reason_kind(item.reason) for item in done.result.dropped)
+        rows += done.rows
+        quarantine += done.quarantine
+        jpegs.update(done.jpegs)
+        n_motion_stored += done.n_motion_stored
 
     n_frames = sum(r.n_frames for r in results.values())
     decode_s = sum(r.timings.get("decode_s", 0.0) for r in results.values())

@@ -8,10 +8,11 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,8 @@ from panda_dagster.lib.video.shots import Shot, shots_from_boundaries, split_lon
 from panda_dagster.lib.video.stitching import Dropped, StitchConfig, stitch_shots
 
 EmbedImages = Callable[[list[np.ndarray]], np.ndarray]  # RGB uint8 frames -> (N, D) unit-norm float32
+# run_parallel(work, items): work(item) for every item, spread over free threads (`processes.run_with_helpers`)
+RunParallel = Callable[[Callable[[Any], None], list], None]
 
 # Where in a shot its two stitching frames sit (fractions of the shot's frames).
 SHOT_START_FRAC = 0.05
@@ -221,19 +224,33 @@ def _span(decoded: DecodedVideo, start_s: float, end_s: float) -> tuple[int, int
 
 
 class _EmbeddingCache:
-    """Embeds sample frames on demand, each at most once."""
+    """Embeds sample frames on demand, each at most once. `run_parallel(work, chunks)` (from the shard's
+    thread pool) lets idle threads embed chunks of a long video's frames too."""
 
-    def __init__(self, samples, embed_images: EmbedImages):
+    CHUNK = 16  # frames per unit of work shared out: a multiple of the CPU batch (lib/models/base.py)
+
+    def __init__(self, samples, embed_images: EmbedImages, run_parallel: RunParallel | None = None):
         self.samples = samples
         self.embed_images = embed_images
+        self.run_parallel = run_parallel
         self.vectors: dict[int, np.ndarray] = {}
 
-    def get(self, positions: Sequence[int]) -> np.ndarray:
+    def _embed(self, positions: list[int]) -> None:
+        out = np.asarray(self.embed_images([self.samples[p].rgb for p in positions]), dtype=np.float32)
+        for p, v in zip(positions, out):
+            self.vectors[p] = v
+
+    def fill(self, positions: Iterable[int]) -> None:
         missing = sorted({p for p in positions if p not in self.vectors})
-        if missing:
-            out = np.asarray(self.embed_images([self.samples[p].rgb for p in missing]), dtype=np.float32)
-            for p, v in zip(missing, out):
-                self.vectors[p] = v
+        if not missing:
+            return
+        if self.run_parallel is None or len(missing) <= self.CHUNK:
+            self._embed(missing)
+            return
+        self.run_parallel(self._embed, [missing[k: k + self.CHUNK] for k in range(0, len(missing), self.CHUNK)])
+
+    def get(self, positions: Sequence[int]) -> np.ndarray:
+        self.fill(positions)
         return np.stack([self.vectors[p] for p in positions]) if positions else np.zeros((0, 0), np.float32)
 
 
@@ -305,6 +322,7 @@ def split_video(
     cues: Sequence[Cue] | None = None,
     given_spans: Sequence[tuple[float, float]] | None = None,
     make_companion: Callable[[], FrameConsumer] | None = None,
+    run_parallel: RunParallel | None = None,
 ) -> SplitResult:
     """Split one video. Never raises for bad input: unreadable, empty or one-frame videos come back with
     `no_clips_reason`, partially decodable ones with clips for the decodable part and `partial_reason`.
@@ -315,6 +333,7 @@ def split_video(
     `given_spans` (start_s, end_s) are the clips in mode given, each snapped to whole frames.
     `make_companion` (picklable): another frame consumer fed by the same decode pass (one per parallel
     stretch), e.g. clip_filters' motion-frame sampler; they come back in `SplitResult.companions`.
+    `run_parallel`: shares the frames to embed out among free threads (`split_shard` passes its pool's).
     """
     cfg = config or SplitConfig()
     path = str(path)
@@ -354,7 +373,7 @@ def split_video(
         decoded=decoded, detection=detection, boundaries=boundaries, companions=companions)
 
     sample_frames = np.asarray([s.index for s in decoded.samples], dtype=np.int64)
-    cache = _EmbeddingCache(decoded.samples, embed_images) if embed_images is not None else None
+    cache = _EmbeddingCache(decoded.samples, embed_images, run_parallel) if embed_images is not None else None
     t0 = time.perf_counter()
     has_cues = bool(cues)
     want_narration = cfg.mode in ("narration", "both") or (cfg.mode == "auto" and has_cues)
@@ -379,8 +398,7 @@ def split_video(
             last = _sample_near(sample_frames, piece.start_frame, piece.end_frame, SHOT_END_FRAC)
             starts.append(first)
             ends.append(last)
-        needed = [p for p in starts + ends if p is not None]
-        cache.get(needed)
+        cache.fill(p for p in starts + ends if p is not None)
         stitched = stitch_shots(
             pieces,
             [cache.vectors[p] if p is not None else None for p in starts],
@@ -409,8 +427,11 @@ def split_video(
     timings["stitch_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    for clip in result.clips:
-        inside = np.flatnonzero((sample_frames >= clip.start_frame) & (sample_frames < clip.end_frame)).tolist()
+    inside_of = [np.flatnonzero((sample_frames >= clip.start_frame) & (sample_frames < clip.end_frame)).tolist()
+                 for clip in result.clips]
+    if cache is not None:  # every frame the split quality needs, embedded at once (shared among threads)
+        cache.fill(p for inside in inside_of if len(inside) >= 2 for p in inside)
+    for clip, inside in zip(result.clips, inside_of):
         if cache is not None and len(inside) >= 2:
             clip.split_quality = max_running_distance(cache.get(inside))
         clip.keyframe_samples = pick_keyframes(sample_frames, clip.start_frame, clip.end_frame,

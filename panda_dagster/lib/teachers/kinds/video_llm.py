@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from panda_dagster.lib.teachers.frames import VideoFrameSampler
+from panda_dagster.lib.processes import usable_cores
+from panda_dagster.lib.teachers.frames import ThreadSamplers, VideoFrameSampler
 from panda_dagster.lib.teachers.kinds import PlanContext, PlannedRequest, TeacherKind, request_for
 from panda_dagster.lib.teachers.prompts import frame_timestamps, prompt_sha, video_llm_messages
 from panda_dagster.lib.teachers.registry import TeacherSpec
 from panda_dagster.lib.teachers.runners import Generation, Prepared, TeacherRequest, TeacherRunner, special_token_ids
+
+
+MAX_DECODE_THREADS = 4  # past this the model, not the decoding, is what a GPU run waits on
 
 
 def plan(spec: TeacherSpec, ctx: PlanContext) -> PlannedRequest:
@@ -34,15 +38,22 @@ class VideoLLMRunner(TeacherRunner):
         self.special_ids = special_token_ids(self.processor.tokenizer)
 
     @property
+    def prepare_workers(self) -> int:
+        # Decoding the clips' frames is this kind's bottleneck on CPU (the model waits on it): one
+        # decoding thread per core, each with its own open video.
+        return min(usable_cores(), MAX_DECODE_THREADS)
+
+    @property
     def frame_sampler(self) -> VideoFrameSampler:
-        # Made on first use: runners built by `from_loaded` (benchmarks) skip __init__.
-        if getattr(self, "_frame_sampler", None) is None:
-            self._frame_sampler = VideoFrameSampler()
-        return self._frame_sampler
+        """The calling prefetch thread's sampler. Made on first use: runners built by `from_loaded`
+        (benchmarks) skip __init__."""
+        if getattr(self, "_frame_samplers", None) is None:
+            self._frame_samplers = ThreadSamplers()
+        return self._frame_samplers.get()
 
     def end_pass(self) -> None:
-        if getattr(self, "_frame_sampler", None) is not None:
-            self._frame_sampler.close()
+        if getattr(self, "_frame_samplers", None) is not None:
+            self._frame_samplers.close()
 
     def build_chat(self, request: TeacherRequest) -> str:
         messages = video_llm_messages(request.prompt, list(request.frame_times_s), request.clip_start_s)
