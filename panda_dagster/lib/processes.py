@@ -122,7 +122,7 @@ def tune_malloc_for_tensors() -> bool:
     the system, so each forward pass maps its activations afresh and the kernel zeroes every page again.
     Measured on the 2-core VM (EfficientNet-Lite0, 1,024 images, 2 threads): 12 M page faults and more
     system than user time; with these settings and image batches of at most `CPU_IMAGE_BATCH`
-    (lib/models/base.py) 70 k faults and 2.4x faster. The cost: up to TRIM_THRESHOLD of freed memory
+    (lib/models/base.py) 80 k faults and 2.3x faster. The cost: up to TRIM_THRESHOLD of freed memory
     stays with the process. PANDA_MALLOC_DEFAULTS=1 leaves glibc as it is (for comparisons).
     """
     global _malloc_tuned
