@@ -6,7 +6,6 @@ tuned for tensor work. Standard library only."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -129,10 +128,8 @@ def tune_malloc_for_tensors() -> bool:
     with _malloc_lock:
         if _malloc_tuned is None:
             _malloc_tuned = False
-            name = ctypes.util.find_library("c")
             try:
-                libc = ctypes.CDLL(name) if name else None
-                mallopt = getattr(libc, "mallopt", None)
+                mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the C library linked into Python
                 if mallopt is not None and os.environ.get("PANDA_MALLOC_DEFAULTS") != "1":
                     _malloc_tuned = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
                         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

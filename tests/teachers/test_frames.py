@@ -89,6 +89,12 @@ def test_interleave_runs_gives_each_thread_one_contiguous_run():
     mixed = interleave_runs(items, 2)
     assert sorted(mixed) == items
     assert mixed[0::2] == [0, 1, 2, 3] and mixed[1::2] == [4, 5, 6]  # item i runs on thread i % 2
+    for n, runs in ((7, 3), (10, 4), (5, 4), (3, 5)):
+        mixed = interleave_runs(list(range(n)), runs)
+        assert sorted(mixed) == list(range(n))
+        for lane in range(runs):  # each thread's items are one contiguous, increasing run
+            mine = mixed[lane::runs]
+            assert mine == list(range(mine[0], mine[0] + len(mine))) if mine else True
     assert interleave_runs(items, 1) == items and interleave_runs([1], 3) == [1]
 
 

@@ -4,7 +4,6 @@ inside the clip span (video-LLMs). Decoding runs in a worker thread while the mo
 from __future__ import annotations
 
 import io
-import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -291,11 +290,16 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 1,
 
 
 def interleave_runs(items: Sequence[T], runs: int) -> list[T]:
-    """`items` cut into `runs` contiguous runs of (nearly) equal length, then interleaved: [a0, b0, a1, b1,
+    """`items` cut into `runs` contiguous runs of equal length (give or take one), interleaved: [a0, b0, a1, b1,
     ...]. Through `prefetch(..., workers=runs)` each thread gets one run: a stretch of a video's clips it
     decodes forward, instead of every other chunk with a seek before each."""
     if runs <= 1 or len(items) <= 1:
         return list(items)
-    size = math.ceil(len(items) / runs)
-    parts = [items[k: k + size] for k in range(0, len(items), size)]
-    return [part[i] for i in range(size) for part in parts if i < len(part)]
+    # The longer runs first: every round but the last is complete, so item i stays on thread i % runs.
+    short, extra = divmod(len(items), runs)
+    parts, start = [], 0
+    for k in range(runs):
+        size = short + (1 if k < extra else 0)
+        parts.append(items[start: start + size])
+        start += size
+    return [part[i] for i in range(short + (1 if extra else 0)) for part in parts if i < len(part)]
