@@ -42,7 +42,8 @@ class FiltersParams:
     nsfw: NsfwParams = field(default_factory=NsfwParams, metadata={"help": "open_nsfw probability"})
     duplicates: DuplicateParams = field(default_factory=DuplicateParams, metadata={"help": "Near-duplicates"})
     workers: int = field(default=0, metadata={
-        "help": "Threads scoring different videos at once (0 = one per usable core)"})
+        "help": "Threads scoring clips at once: one video each, then helping with the videos still running "
+                "(0 = one per usable core)"})
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.enabled) - set(FILTER_NAMES))

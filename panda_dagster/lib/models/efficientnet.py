@@ -74,8 +74,8 @@ class EfficientNetEmbedder(Model):
         return features
 
     def embed_images(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
-        return embed_in_batches(list(images), cpu_batch_size(batch_size, self.device, CPU_IMAGE_BATCH), self._forward, EMBED_DIM,
-                                self.device)
+        batch_size = cpu_batch_size(batch_size, self.device, CPU_IMAGE_BATCH)
+        return embed_in_batches(list(images), batch_size, self._forward, EMBED_DIM, self.device)
 
     def raw_features(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:
         """Un-centred, un-normalised pooled features (calibration computes the mean from these)."""

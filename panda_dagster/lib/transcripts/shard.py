@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -65,6 +64,7 @@ class VideoAudio:
     video_id: str
     local_path: str
     has_audio: bool
+    duration_s: float | None = None  # probed at ingest: the longest videos are recognised first
 
 
 @dataclass
@@ -145,11 +145,12 @@ def transcribe_shard(
             return _recognise(video, base, model, options, audio_loader, shard, model_id)
 
         # Several videos at once where the model takes concurrent calls (audio decoding, voice-activity
-        # detection and the decoder all release the GIL); the longest files first, so none is left alone
+        # detection and the decoder all release the GIL); the longest videos first, so none is left alone
         # at the end.
         workers = min(len(todo), max(1, int(getattr(model, "parallel_calls", 1))))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="asr") as pool:
-            futures = {pool.submit(recognise, item): item for item in sorted(todo, key=_file_size, reverse=True)}
+            longest_first = sorted(todo, key=lambda item: item[1].duration_s or 0.0, reverse=True)
+            futures = {pool.submit(recognise, item): item for item in longest_first}
             for future in as_completed(futures):
                 position, video, _ = futures[future]
                 row, video_cues = future.result()
@@ -166,13 +167,6 @@ def transcribe_shard(
     transcripts = [rows[position] for position in sorted(rows)]
     label = spec.label if spec is not None else "none (no video needed ASR)"
     return ShardTranscripts(cues, transcripts, n_done, n_reused, label, time.perf_counter() - started)
-
-
-def _file_size(item: tuple[int, VideoAudio, dict]) -> int:
-    try:
-        return os.path.getsize(item[1].local_path)
-    except OSError:
-        return 0
 
 
 def _recognise(video: VideoAudio, base: dict, model: WhisperAsr, options: AsrOptions,
@@ -227,7 +221,8 @@ def transcribe_catalog_shard(
         catalog.add_checkpoint("transcripts", shard, [row])
 
     result = transcribe_shard(
-        shard, [VideoAudio(v.video_id, v.local_path, v.probe.has_audio) for v in videos], cues, config,
+        shard, [VideoAudio(v.video_id, v.local_path, v.probe.has_audio, v.probe.duration_s) for v in videos], cues,
+        config,
         model_spec=model_spec, load_model=load_model,
         existing_transcripts=[t for t in catalog.rows("transcripts", shard) if t.video_id not in saved] + saved_rows,
         existing_cues=[c for c in cues if c.video_id not in saved] + saved_cues,
